@@ -1,0 +1,85 @@
+"""The `actk` command line: argument parsing and rendering only.
+
+Heavy modules (copier, docker, httpx, rich) are imported inside the commands that use them,
+so `actk --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any
+
+import click
+
+from toolkit import __version__
+from toolkit.errors import ToolkitError
+
+JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print one JSON object for machines.")
+
+
+def non_interactive() -> bool:
+    """True in CI or without a terminal: never prompt, never animate."""
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes") or not sys.stdin.isatty()
+
+
+def handle_errors(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn a ToolkitError into ``error:``/``hint:`` lines (or JSON) and its exit code."""
+
+    @wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except ToolkitError as exc:
+            if kwargs.get("as_json"):
+                click.echo(json.dumps(exc.to_dict()))
+            else:
+                click.secho(f"error: {exc.message}", fg="red", err=True)
+                if exc.hint:
+                    click.echo(f"hint: {exc.hint}", err=True)
+            sys.exit(exc.exit_code)
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="actk")
+def cli() -> None:
+    """Agent Container Toolkit: scaffold agent containers that speak OpenAI Responses v1."""
+
+
+@cli.command()
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path), default=".")
+@click.option("--defaults", is_flag=True, help="Take every default answer without prompting.")
+@click.option("--data", "-d", multiple=True, metavar="KEY=VALUE",
+              help="Answer a template question (repeatable); a,b answers a multi-select.")
+@click.option("--force", is_flag=True, help="Render into a non-empty directory.")
+@JSON_OPTION
+@handle_errors
+def new(directory: Path, defaults: bool, data: tuple[str, ...], force: bool, as_json: bool) -> None:
+    """Scaffold a new agent repository in DIRECTORY (default: the current one).
+
+    Prompts for each answer on a terminal; in CI or without a terminal the defaults are taken.
+    """
+    from toolkit import scaffold
+
+    questions = scaffold.template_questions(scaffold.template_dir())
+    answers = scaffold.parse_data(list(data), questions)
+    use_defaults = defaults or as_json or non_interactive()
+    project = scaffold.new_project(directory, data=answers, use_defaults=use_defaults, force=force)
+    if as_json:
+        click.echo(json.dumps({"path": str(project.path), "answers": project.answers,
+                               "next": project.next_steps()}))
+        return
+    click.secho(f"Created {project.answers.get('project_name')} in {project.path}", fg="green")
+    click.echo("Next:")
+    for step in project.next_steps():
+        click.echo(f"  {step}")
+
+
+def main() -> None:
+    cli(prog_name="actk")
