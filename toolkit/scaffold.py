@@ -95,5 +95,6 @@ def new_project(
         raise ScaffoldError(str(exc), hint="fix the --data value and run again") from None
     except KeyboardInterrupt:
         raise ScaffoldError("cancelled", hint="nothing was kept; run `actk new` again") from None
-    answers = {k: v for k, v in worker.answers.combined.items() if not k.startswith("_")}
+    combined = worker.answers.combined
+    answers = {key: combined[key] for key in template_questions(template_dir()) if key in combined}
     return NewProject(path=destination, answers=answers)

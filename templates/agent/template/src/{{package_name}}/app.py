@@ -61,7 +61,7 @@ class AgentServer:
     def __init__(self, settings: Settings, agent: AgentFunction | None = None) -> None:
         self.settings = settings
         self.agent = agent or user_agent.respond
-        self.provider = load_provider(settings.model_provider)
+        self.provider = load_provider(settings)
         self.store = ResponseStore(settings.response_store_size)
         self.draining = False
         self.in_flight = 0
@@ -325,7 +325,13 @@ async def read_json(request: Request, limit: int) -> Any:
     try:
         return json.loads(b"".join(chunks))
     except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidRequest(f"The request body is not valid JSON: {exc}.", code="invalid_json") from None
+        raise InvalidRequest(
+            f"The request body is not valid JSON: {exc}.", code="invalid_json"
+        ) from None
+    except RecursionError:  # nesting deeper than the parser's recursion limit
+        raise InvalidRequest(
+            "The request body is nested too deeply.", code="invalid_json"
+        ) from None
 
 
 def _int_param(request: Request, name: str, default: int, low: int, high: int) -> int:

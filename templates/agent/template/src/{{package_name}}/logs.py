@@ -8,7 +8,12 @@ import sys
 import time
 
 # Attributes every LogRecord has; anything else passed via ``extra=`` is emitted as a field.
-_STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
+# uvicorn adds ``color_message`` (the message with ANSI colours) to its records: dropped too.
+_STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {
+    "message",
+    "asctime",
+    "color_message",
+}
 
 
 class JsonFormatter(logging.Formatter):

@@ -75,11 +75,18 @@ def _optional_number(body: dict[str, Any], name: str, low: float, high: float) -
     value = body.get(name)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not _finite(value):
         raise _fail(f"'{name}' must be a number between {low:g} and {high:g}.", name)
     if not low <= value <= high:
         raise _fail(f"'{name}' must be between {low:g} and {high:g}; got {value:g}.", name)
     return float(value)
+
+
+def _finite(value: float) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer too large for a float
+        return False
 
 
 def _max_output_tokens(body: dict[str, Any]) -> int | None:

@@ -1,19 +1,20 @@
 """Run-time settings: environment variables over ``agent.yaml`` over built-in defaults.
 
-| variable                 | default                     | meaning                                    |
-|--------------------------|-----------------------------|--------------------------------------------|
-| PORT                     | runtime.port or 8088        | listen port                                |
-| HOST                     | 0.0.0.0                     | listen address                             |
-| LOG_LEVEL                | info                        | debug, info, warning, error                |
-| DRAIN_TIMEOUT            | 30                          | seconds SIGTERM waits for in-flight work   |
-| MAX_REQUEST_BYTES        | 16777216                    | larger bodies get 413                      |
-| SSE_KEEPALIVE_INTERVAL   | 15                          | seconds of silence before `: keep-alive`   |
-| RESPONSE_STORE_SIZE      | 1000                        | stored responses kept (least recently used |
-|                          |                             | are evicted first)                         |
-| MODEL_PROVIDER           | model.provider or echo      | which provider module answers              |
-| MODEL_NAME               | model.name or echo-1        | model name reported and sent upstream      |
-| AGENT_MANIFEST           | agent.yaml of the repo/image| where the manifest is read from            |
-| FOUNDRY_*                | unset                       | identity Foundry injects (see FoundryEnv)  |
+| variable               | default                  | meaning                                     |
+|------------------------|--------------------------|---------------------------------------------|
+| PORT                   | runtime.port or 8088     | listen port                                 |
+| HOST                   | 0.0.0.0                  | listen address                              |
+| LOG_LEVEL              | info                     | debug, info, warning, error                 |
+| DRAIN_TIMEOUT          | 30                       | seconds SIGTERM waits for in-flight work    |
+| MAX_REQUEST_BYTES      | 16777216                 | larger bodies get 413                       |
+| SSE_KEEPALIVE_INTERVAL | 15                       | seconds of silence before `: keep-alive`    |
+| RESPONSE_STORE_SIZE    | 1000                     | stored responses kept (least recently used  |
+|                        |                          | are evicted first)                          |
+| MODEL_PROVIDER         | model.provider or echo   | which provider module answers               |
+| MODEL_NAME             | model.name or echo-1     | model name reported and sent upstream       |
+| ECHO_DELAY             | 0                        | echo provider: seconds before each word     |
+| AGENT_MANIFEST         | agent.yaml of the repo   | where the manifest is read from             |
+| FOUNDRY_*              | unset                    | identity Foundry injects (see FoundryEnv)   |
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ class Settings:
     max_request_bytes: int = 16 * 1024 * 1024
     sse_keepalive_interval: float = 15.0
     response_store_size: int = 1000
+    echo_delay: float = 0.0
     foundry: FoundryEnv = field(default_factory=FoundryEnv)
 
     @classmethod
@@ -85,6 +87,7 @@ class Settings:
             max_request_bytes=_number(env, "MAX_REQUEST_BYTES", int, 16 * 1024 * 1024, 1, 2**31),
             sse_keepalive_interval=_number(env, "SSE_KEEPALIVE_INTERVAL", float, 15.0, 0, 3600),
             response_store_size=_number(env, "RESPONSE_STORE_SIZE", int, 1000, 0, 10_000_000),
+            echo_delay=_number(env, "ECHO_DELAY", float, 0.0, 0, 60),
             foundry=FoundryEnv.from_env(env),
         )
 

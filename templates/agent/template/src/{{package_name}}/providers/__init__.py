@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from ..settings import Settings
 
 
 @dataclass(slots=True)
@@ -44,10 +47,12 @@ def item_text(item: dict[str, Any]) -> str:
 PROVIDERS = ("echo",)
 
 
-def load_provider(name: str) -> ModelProvider:
-    """The provider called ``name``; imported lazily so unused providers cost nothing."""
+def load_provider(settings: Settings) -> ModelProvider:
+    """The provider ``settings.model_provider`` names, configured from ``settings``; imported
+    lazily so unused providers cost nothing."""
+    name = settings.model_provider
     if name == "echo":
         from .echo import EchoProvider
 
-        return EchoProvider()
+        return EchoProvider(delay=settings.echo_delay)
     raise ValueError(f"unknown model provider {name!r}; known providers: {', '.join(PROVIDERS)}")
