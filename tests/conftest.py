@@ -18,13 +18,18 @@ def render(destination: Path, **answers: Any) -> Path:
     """Render the agent template non-interactively, as `actk new --defaults` does."""
     import copier
 
-    copier.run_copy(str(TEMPLATE), str(destination), data=answers, defaults=True,
-                    unsafe=False, quiet=True)
+    copier.run_copy(
+        str(TEMPLATE), str(destination), data=answers, defaults=True, unsafe=False, quiet=True
+    )
     return destination
 
 
-def run(args: list[str], cwd: Path | None = None, timeout: float = 300,
-        env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def run(
+    args: list[str],
+    cwd: Path | None = None,
+    timeout: float = 300,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
     """Run a command with no stdin (as CI does) and capture its output."""
     return subprocess.run(
         args,

@@ -47,8 +47,17 @@ def test_help_does_not_import_heavy_modules():
 def test_new_with_defaults_renders_a_repository_and_prints_next_steps(tmp_path: Path):
     result = actk("new", str(tmp_path / "demo"), "--defaults")
     assert result.returncode == 0, result.stderr
-    for name in ("agent.yaml", "pyproject.toml", "Dockerfile", ".dockerignore", "README.md",
-                 ".copier-answers.yml", "src/demo/agent.py", "src/demo/app.py", "tests"):
+    for name in (
+        "agent.yaml",
+        "pyproject.toml",
+        "Dockerfile",
+        ".dockerignore",
+        "README.md",
+        ".copier-answers.yml",
+        "src/demo/agent.py",
+        "src/demo/app.py",
+        "tests",
+    ):
         assert (tmp_path / "demo" / name).exists(), name
     assert "Next:" in result.stdout
     assert "pytest" in result.stdout
@@ -79,9 +88,18 @@ def test_new_force_renders_into_a_non_empty_directory_and_keeps_other_files(tmp_
 
 
 def test_new_data_sets_answers(tmp_path: Path):
-    result = actk("new", str(tmp_path / "x"), "--data", "slug=support-agent",
-                  "--data", "port=9000", "--data", "deploy_targets=azure,anthropic",
-                  "--data", "ci=none")
+    result = actk(
+        "new",
+        str(tmp_path / "x"),
+        "--data",
+        "slug=support-agent",
+        "--data",
+        "port=9000",
+        "--data",
+        "deploy_targets=azure,anthropic",
+        "--data",
+        "ci=none",
+    )
     assert result.returncode == 0, result.stderr
     manifest = yaml.safe_load((tmp_path / "x" / "agent.yaml").read_text())
     assert manifest["name"] == "support-agent"

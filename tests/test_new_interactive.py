@@ -9,15 +9,29 @@ from pathlib import Path
 import pexpect
 import yaml
 
-QUESTIONS_AFTER_SLUG = ("package name", "description", "Python version", "Base image", "Port",
-                        "Model provider", "Deploy targets", "CI provider")
+QUESTIONS_AFTER_SLUG = (
+    "package name",
+    "description",
+    "Python version",
+    "Base image",
+    "Port",
+    "Model provider",
+    "Deploy targets",
+    "CI provider",
+)
 CLEAR_LINE = "\x15"
 
 
 def spawn_new(destination: Path) -> pexpect.spawn:
     env = {**os.environ, "TERM": "xterm", "CI": ""}
-    return pexpect.spawn(sys.executable, ["-m", "toolkit", "new", str(destination)], env=env,
-                         encoding="utf-8", timeout=30, dimensions=(40, 200))
+    return pexpect.spawn(
+        sys.executable,
+        ["-m", "toolkit", "new", str(destination)],
+        env=env,
+        encoding="utf-8",
+        timeout=30,
+        dimensions=(40, 200),
+    )
 
 
 def test_prompts_reject_an_invalid_slug_and_accept_a_valid_one(tmp_path: Path):

@@ -10,7 +10,9 @@ import yaml
 from tests.conftest import render
 
 
-@pytest.mark.parametrize("slug", ["Upper", "under_score", "-lead", "trail-", "a" * 64, "", "sp ace"])
+@pytest.mark.parametrize(
+    "slug", ["Upper", "under_score", "-lead", "trail-", "a" * 64, "", "sp ace"]
+)
 def test_invalid_slug_is_rejected(tmp_path: Path, slug: str):
     with pytest.raises(ValueError, match="slug"):
         render(tmp_path / "x", slug=slug)

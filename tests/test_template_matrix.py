@@ -17,7 +17,13 @@ from tests.conftest import render, run
 ANSWER_VALUES: dict[str, list[Any]] = {
     "python_version": ["3.10", "3.11", "3.12", "3.13"],
     "ci": ["github", "azure-devops", "none"],
-    "deploy_targets": [[], ["azure"], ["alibaba"], ["anthropic"], ["azure", "alibaba", "anthropic"]],
+    "deploy_targets": [
+        [],
+        ["azure"],
+        ["alibaba"],
+        ["anthropic"],
+        ["azure", "alibaba", "anthropic"],
+    ],
     "port": [8088, 9000],
     "slug": ["echo-agent", "2nd-support-bot"],
 }
@@ -25,7 +31,9 @@ ANSWER_VALUES: dict[str, list[Any]] = {
 
 def covering_set() -> list[dict[str, Any]]:
     names = list(ANSWER_VALUES)
-    return [dict(zip(names, values)) for values in AllPairs(list(ANSWER_VALUES.values()))]
+    return [
+        dict(zip(names, values, strict=True)) for values in AllPairs(list(ANSWER_VALUES.values()))
+    ]
 
 
 COMBINATIONS = covering_set()
@@ -33,7 +41,8 @@ COMBINATIONS = covering_set()
 
 def combination_id(answers: dict[str, Any]) -> str:
     targets = "+".join(answers["deploy_targets"]) or "no-targets"
-    return f"py{answers['python_version']}-{answers['ci']}-{targets}-{answers['port']}-{answers['slug']}"
+    version, ci, port, slug = (answers[k] for k in ("python_version", "ci", "port", "slug"))
+    return f"py{version}-{ci}-{targets}-{port}-{slug}"
 
 
 def test_covering_set_holds_every_pair_of_values():
@@ -42,7 +51,12 @@ def test_covering_set_holds_every_pair_of_values():
         for second in names[i + 1 :]:
             for a in ANSWER_VALUES[first]:
                 for b in ANSWER_VALUES[second]:
-                    assert any(c[first] == a and c[second] == b for c in COMBINATIONS), (first, a, second, b)
+                    assert any(c[first] == a and c[second] == b for c in COMBINATIONS), (
+                        first,
+                        a,
+                        second,
+                        b,
+                    )
 
 
 @pytest.mark.slow

@@ -19,7 +19,9 @@ import click
 from toolkit import __version__
 from toolkit.errors import ToolkitError
 
-JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print one JSON object for machines.")
+JSON_OPTION = click.option(
+    "--json", "as_json", is_flag=True, help="Print one JSON object for machines."
+)
 
 
 def non_interactive() -> bool:
@@ -55,8 +57,13 @@ def cli() -> None:
 @cli.command()
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path), default=".")
 @click.option("--defaults", is_flag=True, help="Take every default answer without prompting.")
-@click.option("--data", "-d", multiple=True, metavar="KEY=VALUE",
-              help="Answer a template question (repeatable); a,b answers a multi-select.")
+@click.option(
+    "--data",
+    "-d",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Answer a template question (repeatable); a,b answers a multi-select.",
+)
 @click.option("--force", is_flag=True, help="Render into a non-empty directory.")
 @JSON_OPTION
 @handle_errors
@@ -72,8 +79,15 @@ def new(directory: Path, defaults: bool, data: tuple[str, ...], force: bool, as_
     use_defaults = defaults or as_json or non_interactive()
     project = scaffold.new_project(directory, data=answers, use_defaults=use_defaults, force=force)
     if as_json:
-        click.echo(json.dumps({"path": str(project.path), "answers": project.answers,
-                               "next": project.next_steps()}))
+        click.echo(
+            json.dumps(
+                {
+                    "path": str(project.path),
+                    "answers": project.answers,
+                    "next": project.next_steps(),
+                }
+            )
+        )
         return
     click.secho(f"Created {project.answers.get('project_name')} in {project.path}", fg="green")
     click.echo("Next:")

@@ -24,8 +24,14 @@ def render_example(name: str, destination: Path) -> Path:
     from toolkit.scaffold import template_dir
 
     target = destination / name
-    copier.run_copy(str(template_dir()), str(target), data=EXAMPLES[name], defaults=True,
-                    unsafe=False, quiet=True)
+    copier.run_copy(
+        str(template_dir()),
+        str(target),
+        data=EXAMPLES[name],
+        defaults=True,
+        unsafe=False,
+        quiet=True,
+    )
     answers = target / ".copier-answers.yml"
     lines = [
         PORTABLE_SRC_PATH if line.startswith("_src_path:") else line

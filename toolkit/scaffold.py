@@ -36,7 +36,9 @@ def parse_data(pairs: list[str], questions: dict[str, Any]) -> dict[str, Any]:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise UsageError(f"--data {pair!r} is not key=value", hint="for example --data port=9000")
+            raise UsageError(
+                f"--data {pair!r} is not key=value", hint="for example --data port=9000"
+            )
         if key not in questions:
             raise UsageError(
                 f"--data {key}: the template has no question '{key}'",
@@ -71,8 +73,10 @@ def new_project(
     force: bool,
 ) -> NewProject:
     if destination.exists() and not destination.is_dir():
-        raise ScaffoldError(f"{destination} exists and is not a directory",
-                            hint="choose another path for the new agent")
+        raise ScaffoldError(
+            f"{destination} exists and is not a directory",
+            hint="choose another path for the new agent",
+        )
     if destination.is_dir() and any(destination.iterdir()) and not force:
         raise ScaffoldError(
             f"{destination} is not empty",
