@@ -1,4 +1,7 @@
-"""The container entrypoint: ``python -m <package> [serve]`` (``worker`` arrives with the Anthropic target)."""
+"""The container entrypoint: ``python -m <package> [serve]``.
+
+(``worker`` arrives with the Anthropic target.)
+"""
 
 from __future__ import annotations
 

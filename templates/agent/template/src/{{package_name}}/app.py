@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import time
+from contextlib import aclosing
 from typing import Any
 
 from starlette.applications import Starlette
@@ -31,7 +32,7 @@ from .ids import is_valid_id, new_id
 from .objects import input_item_view, new_response
 from .protocol import CreateRequest, parse_create_request
 from .providers import load_provider
-from .runs import AgentFunction, BackgroundRun, ResponseRun
+from .runs import TERMINAL_EVENTS, AgentFunction, BackgroundRun, ResponseRun
 from .settings import Settings
 from .sse import EventStreamResponse, encode_events
 from .store import ResponseStore, StoredResponse
@@ -41,6 +42,7 @@ access_logger = logging.getLogger(f"{__package__}.access")
 
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 HEALTH_PATHS = frozenset({"/readiness", "/ready", "/liveness", "/health", "/ping"})
+STORED_AFTER = frozenset({*TERMINAL_EVENTS, "error"})  # a run is stored once it has ended
 
 
 class JSONBody(Response):
@@ -51,7 +53,9 @@ class JSONBody(Response):
 
 
 def error_response(error: APIError, headers: dict[str, str] | None = None) -> Response:
-    return Response(error.body(), status_code=error.status, media_type="application/json", headers=headers)
+    return Response(
+        error.body(), status_code=error.status, media_type="application/json", headers=headers
+    )
 
 
 class AgentServer:
@@ -76,7 +80,7 @@ class AgentServer:
         request.state.response_id = run.response["id"]
         headers = {"x-agent-session-id": run.ctx.session_id}
         if create.background:
-            background = BackgroundRun(run)
+            background = BackgroundRun(run, self._stored_after(run, entry, run.events()))
             entry.run = background
             self.store.put(run.response["id"], entry)
             if create.stream:
@@ -100,7 +104,9 @@ class AgentServer:
         return JSONBody(response, headers=headers)
 
     def _start(self, create: CreateRequest, request: Request) -> tuple[ResponseRun, StoredResponse]:
-        response_id = request.headers.get("x-agent-response-id") or create.response_id or new_id("resp")
+        response_id = (
+            request.headers.get("x-agent-response-id") or create.response_id or new_id("resp")
+        )
         if not is_valid_id(response_id):
             raise InvalidRequest(
                 "A response id may hold only letters, digits, '_' and '-' (at most 128).",
@@ -121,7 +127,7 @@ class AgentServer:
                 )
             history = previous.history
         settings = self.settings
-        instructions = create.instructions if create.instructions is not None else settings.instructions
+        instructions = settings.instructions if create.instructions is None else create.instructions
         session_id = (
             create.agent_session_id
             or request.headers.get("x-agent-session-id")
@@ -161,10 +167,11 @@ class AgentServer:
 
     async def _stored_after(self, run: ResponseRun, entry: StoredResponse, events):
         """Pass events through, and store the response once the terminal event is out."""
-        async for event in events:
-            if event["type"] in ("response.completed", "response.incomplete", "response.failed"):
-                self._remember(run, entry)
-            yield event
+        async with aclosing(events):
+            async for event in events:
+                if event["type"] in STORED_AFTER:
+                    self._remember(run, entry)
+                yield event
 
     async def get_response(self, request: Request) -> Response:
         entry = self._lookup(request)
@@ -183,7 +190,7 @@ class AgentServer:
     async def delete_response(self, request: Request) -> Response:
         entry = self._lookup(request)
         if entry.run is not None and not entry.run.finished:
-            entry.run.cancel()
+            await entry.run.cancel()
         self.store.delete(entry.response["id"])
         return JSONBody({"id": entry.response["id"], "object": "response.deleted", "deleted": True})
 
@@ -201,8 +208,7 @@ class AgentServer:
                 f"The response has already finished with status '{entry.response['status']}'.",
                 param="response_id",
             )
-        entry.run.cancel()
-        await entry.run.task
+        await entry.run.cancel()
         return JSONBody(entry.response)
 
     async def list_input_items(self, request: Request) -> Response:
@@ -250,7 +256,8 @@ class AgentServer:
         response = await run.complete()
         self._remember(run, entry)
         if response["status"] == "failed":
-            return error_response(APIError(response["error"]["message"], code=response["error"]["code"]))
+            error = APIError(response["error"]["message"], code=response["error"]["code"])
+            return error_response(error)
         output_text = "".join(
             part["text"] for item in response["output"] for part in item["content"]
         )

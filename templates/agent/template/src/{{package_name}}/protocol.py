@@ -180,7 +180,8 @@ def _items(body: dict[str, Any]) -> list[dict[str, Any]]:
     if value is None:
         return []
     if isinstance(value, str):
-        return [{"type": "message", "role": "user", "content": [{"type": "input_text", "text": value}]}]
+        part = {"type": "input_text", "text": value}
+        return [{"type": "message", "role": "user", "content": [part]}]
     if not isinstance(value, list):
         raise _fail("'input' must be a string or a list of input items.", "input")
     items = []
@@ -232,7 +233,7 @@ def _object(body: dict[str, Any], name: str) -> dict[str, Any] | None:
 
 
 def parse_create_request(body: Any) -> CreateRequest:
-    """Validate a decoded JSON body. Unknown top-level fields are ignored, as Foundry adds its own."""
+    """Validate a decoded JSON body. Unknown top-level fields are ignored (Foundry adds its own)."""
     if not isinstance(body, dict):
         raise InvalidRequest("The request body must be a JSON object.", code="invalid_json")
     tools = body.get("tools")

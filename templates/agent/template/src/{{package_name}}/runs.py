@@ -7,6 +7,12 @@ The event order is the one the Responses protocol fixes for a text answer::
     → response.content_part.done → response.output_item.done
     → response.completed | response.incomplete | response.failed   (exactly one)
 
+Failures follow the protocol's two rules. After ``response.created`` a failure is the terminal
+``response.failed`` (never a standalone ``error`` event). Before it, when calling the agent
+function raises (a plain function that checks the request and returns the generator may refuse
+this way), the stream is a single ``error`` event. Either way :class:`AgentError` shows its
+``code`` and ``message``; any other exception shows a generic ``server_error``.
+
 Non-streaming requests consume the same events and keep only the final state, so both
 modes share one code path.
 """
@@ -29,6 +35,7 @@ logger = logging.getLogger(__name__)
 
 AgentFunction = Callable[[AgentContext], AsyncIterator[str]]
 TERMINAL_EVENTS = ("response.completed", "response.incomplete", "response.failed")
+GENERIC_FAILURE = "The agent failed; the server log has the details."
 
 
 class ResponseRun:
@@ -47,6 +54,11 @@ class ResponseRun:
         return event
 
     async def events(self) -> AsyncIterator[dict[str, Any]]:
+        try:
+            chunks = self.agent(self.ctx)
+        except Exception as exc:
+            yield self._error(*_failure(exc))
+            return
         response = self.response
         yield self._event("response.created", response=response)
         response["status"] = "in_progress"
@@ -63,10 +75,12 @@ class ResponseRun:
         )
         pieces: list[str] = []
         try:
-            async with aclosing(self.agent(self.ctx)) as chunks:
+            async with aclosing(chunks):
                 async for chunk in chunks:
                     if not chunk:
                         continue
+                    if not isinstance(chunk, str):
+                        raise TypeError(f"the agent yielded {type(chunk).__name__}, not str")
                     pieces.append(chunk)
                     yield self._event(
                         "response.output_text.delta",
@@ -76,13 +90,8 @@ class ResponseRun:
                         delta=chunk,
                         logprobs=[],
                     )
-        except AgentError as exc:
-            logger.warning("agent failed: %s", exc.message, extra={"code": exc.code})
-            yield self._failed(exc.code, exc.message)
-            return
-        except Exception:
-            logger.exception("agent raised an unexpected error")
-            yield self._failed("server_error", "The agent failed; the server log has the details.")
+        except Exception as exc:
+            yield self._failed(*_failure(exc))
             return
         text = "".join(pieces)
         yield self._event(
@@ -101,7 +110,9 @@ class ResponseRun:
             part=text_part(text),
         )
         incomplete = self.ctx.usage.incomplete_reason
-        done_item = message_item(text, status="incomplete" if incomplete else "completed", item_id=item_id)
+        done_item = message_item(
+            text, status="incomplete" if incomplete else "completed", item_id=item_id
+        )
         self.output_item = done_item
         yield self._event("response.output_item.done", output_index=0, item=done_item)
         response["output"] = [done_item]
@@ -121,6 +132,14 @@ class ResponseRun:
         self.response["usage"] = usage(self.ctx.usage.input_tokens, self.ctx.usage.output_tokens)
         return self._event("response.failed", response=self.response)
 
+    def _error(self, code: str, message: str) -> dict[str, Any]:
+        """The standalone ``error`` event for a failure before ``response.created``; its
+        nested ``error`` is OpenAI's wire shape (the openai SDK raises ``APIError`` on it)."""
+        self.response["status"] = "failed"
+        self.response["error"] = {"code": code, "message": message}
+        error = {"type": "server_error", "code": code, "message": message, "param": None}
+        return self._event("error", error=error)
+
     async def complete(self) -> dict[str, Any]:
         """Run to the end without streaming; returns the final response."""
         async for _ in self.events():
@@ -130,10 +149,14 @@ class ResponseRun:
 
 class BackgroundRun:
     """A ``background: true`` run: it goes on without a client, recording its SSE frames so
-    ``GET /responses/{id}?stream=true&starting_after=N`` can replay and follow it."""
+    ``GET /responses/{id}?stream=true&starting_after=N`` can replay and follow it.
+    ``events`` defaults to ``run.events()``; the server passes them through its store."""
 
-    def __init__(self, run: ResponseRun) -> None:
+    def __init__(
+        self, run: ResponseRun, events: AsyncIterator[dict[str, Any]] | None = None
+    ) -> None:
         self.run = run
+        self.events = run.events() if events is None else events
         self.frames: list[bytes] = []  # frames[n] is the event with sequence_number n
         self.finished = False
         self._changed = asyncio.Event()
@@ -141,22 +164,32 @@ class BackgroundRun:
 
     async def _drive(self) -> None:
         try:
-            async for event in self.run.events():
-                self._record(event)
+            async with aclosing(self.events) as events:
+                async for event in events:
+                    self._record(event)
         except asyncio.CancelledError:
-            response = self.run.response
-            response["status"] = "cancelled"
-            self._record(self.run._event("response.failed", response=response))
+            self._record_cancelled()
         finally:
             self.finished = True
             self._changed.set()
+
+    def _record_cancelled(self) -> None:
+        response = self.run.response
+        response["status"] = "cancelled"
+        self._record(self.run._event("response.failed", response=response))
 
     def _record(self, event: dict[str, Any]) -> None:
         self.frames.append(encode_event(event))
         self._changed.set()
 
-    def cancel(self) -> None:
+    async def cancel(self) -> None:
+        """Cancel the run and wait until it has ended."""
         self.task.cancel()
+        await asyncio.wait([self.task])
+        if not self.finished:  # cancelled before its first step, so _drive never ran
+            self._record_cancelled()
+            self.finished = True
+            self._changed.set()
 
     async def follow(self, starting_after: int = -1) -> AsyncIterator[bytes]:
         """Frames after ``starting_after``, then each new one until the run ends."""
@@ -169,3 +202,12 @@ class BackgroundRun:
                 return
             self._changed.clear()
             await self._changed.wait()
+
+
+def _failure(exc: Exception) -> tuple[str, str]:
+    """The ``(code, message)`` a caller sees for an exception from agent code."""
+    if isinstance(exc, AgentError):
+        logger.warning("agent failed: %s", exc.message, extra={"code": exc.code})
+        return exc.code, exc.message
+    logger.error("agent raised an unexpected error", exc_info=exc)
+    return "server_error", GENERIC_FAILURE
