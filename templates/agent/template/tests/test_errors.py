@@ -118,6 +118,15 @@ async def test_duplicate_response_id_is_409(http):
     assert error["param"] == "response_id"
 
 
+async def test_conflict_tells_sdk_clients_not_to_retry(http):
+    headers = {"x-agent-response-id": "caresp_twice"}
+    await http.post("/responses", json={"input": "one"}, headers=headers)
+
+    reply = await http.post("/responses", json={"input": "two"}, headers=headers)
+
+    assert reply.headers["x-should-retry"] == "false"
+
+
 async def test_body_over_max_request_bytes_is_413(make_app, http_for):
     http = http_for(make_app(max_request_bytes=64))
 

@@ -144,6 +144,19 @@ async def test_sigterm_drains_the_in_flight_stream_then_exits_0(agent_process):
     assert await anyio.to_thread.run_sync(agent.process.wait, 10) == 0
 
 
+async def test_sigterm_waits_for_a_background_run_to_finish(agent_process):
+    agent = agent_process(ECHO_DELAY="0.1", DRAIN_TIMEOUT="20")
+    async with httpx.AsyncClient(base_url=agent.base_url, timeout=10) as http:
+        body = {"input": "one two three four five six", "background": True}
+        created = (await http.post("/responses", json=body)).json()
+        agent.terminate()
+        with anyio.fail_after(10):
+            while (await http.get(f"/responses/{created['id']}")).json()["status"] != "completed":
+                await anyio.sleep(0.05)
+
+    assert await anyio.to_thread.run_sync(agent.process.wait, 10) == 0
+
+
 async def test_sigterm_exits_after_drain_timeout_when_a_stream_outlasts_it(agent_process):
     agent = agent_process(ECHO_DELAY="0.5", DRAIN_TIMEOUT="0.5")
     seen: list[str] = []

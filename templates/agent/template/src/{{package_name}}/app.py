@@ -68,7 +68,13 @@ class AgentServer:
         self.provider = load_provider(settings)
         self.store = ResponseStore(settings.response_store_size)
         self.draining = False
-        self.in_flight = 0
+        self.in_flight = 0  # requests being served (health checks excluded)
+        self.background_runs: set[BackgroundRun] = set()
+
+    @property
+    def busy(self) -> int:
+        """Work a SIGTERM drain waits for: requests in flight and background runs going on."""
+        return self.in_flight + len(self.background_runs)
 
     # --- Responses -------------------------------------------------------------------------
 
@@ -82,6 +88,8 @@ class AgentServer:
         if create.background:
             background = BackgroundRun(run, self._stored_after(run, entry, run.events()))
             entry.run = background
+            self.background_runs.add(background)
+            background.task.add_done_callback(lambda _: self.background_runs.discard(background))
             self.store.put(run.response["id"], entry)
             if create.stream:
                 return EventStreamResponse(
@@ -282,7 +290,7 @@ class AgentServer:
 
     async def ping(self, request: Request) -> Response:
         """AgentCore-style: ``Healthy``, or ``HealthyBusy`` while requests are in flight."""
-        return JSONBody({"status": "HealthyBusy" if self.in_flight else "Healthy"})
+        return JSONBody({"status": "HealthyBusy" if self.busy else "Healthy"})
 
     def routes(self) -> list[Route]:
         responses = [
@@ -363,7 +371,11 @@ def _raw_headers(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
 
 async def api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, APIError)
-    headers = {"connection": "close"} if isinstance(exc, ServiceUnavailable) else None
+    headers = None
+    if isinstance(exc, ServiceUnavailable):
+        headers = {"connection": "close"}
+    elif isinstance(exc, Conflict):  # replaying the same request cannot succeed
+        headers = {"x-should-retry": "false"}
     return error_response(exc, headers)
 
 

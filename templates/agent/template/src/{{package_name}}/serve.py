@@ -31,7 +31,7 @@ class DrainingServer(uvicorn.Server):
             super().handle_exit(sig, frame)
             return
         self.agent_server.draining = True
-        logger.info("draining", extra={"in_flight": self.agent_server.in_flight,
+        logger.info("draining", extra={"in_flight": self.agent_server.busy,
                                        "drain_timeout": self.drain_timeout})
         loop = asyncio.get_event_loop()
         loop.call_soon_threadsafe(self._start_drain)
@@ -42,10 +42,10 @@ class DrainingServer(uvicorn.Server):
     async def _drain(self) -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.drain_timeout
-        while self.agent_server.in_flight and loop.time() < deadline:
+        while self.agent_server.busy and loop.time() < deadline:
             await asyncio.sleep(0.05)
-        if self.agent_server.in_flight:
-            logger.warning("drain timed out", extra={"in_flight": self.agent_server.in_flight})
+        if self.agent_server.busy:
+            logger.warning("drain timed out", extra={"in_flight": self.agent_server.busy})
         else:
             logger.info("drained")
         self.should_exit = True
