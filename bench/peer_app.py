@@ -2,11 +2,13 @@
 
 Run by ``server_throughput.py`` with the interpreter of ``bench/.venv-peer``:
 
-    python peer_app.py uvicorn    # the host's ASGI app under uvicorn + uvloop + httptools
-    python peer_app.py run        # the host's own ``app.run()`` (Hypercorn)
+    python peer_app.py run        # the host's own ``app.run()`` (Hypercorn): the peer as shipped
+    python peer_app.py uvicorn    # the host's ASGI app re-hosted by us under uvicorn + uvloop
 
-Fastest configuration: no SDK observability (``configure_observability=None``), no access
-log (``access_log=None``) and the in-memory response store instead of the default file store.
+Fastest configuration of the host: no SDK observability (``configure_observability=None``), no
+access log (``access_log=None``) and the in-memory response store instead of the default file
+store. The ``uvicorn`` mode is not a configuration the host offers (its ``run()`` always uses
+Hypercorn); it is measured to show how much of the gap is the HTTP server.
 """
 
 from __future__ import annotations
@@ -34,11 +36,11 @@ def _text(item: Any) -> str:
     return "".join(part.get("text") or "" for part in content or () if "text" in part)
 
 
-def build(store: bool) -> ResponsesAgentServerHost:
+def build() -> ResponsesAgentServerHost:
     app = ResponsesAgentServerHost(
         configure_observability=None,
         access_log=None,
-        store=InMemoryResponseProvider() if store else None,
+        store=InMemoryResponseProvider(),
     )
 
     @app.response_handler
@@ -63,11 +65,11 @@ def main() -> None:
     mode = sys.argv[1] if len(sys.argv) > 1 else "uvicorn"
     port = int(os.environ.get("PORT", "8088"))
     if mode == "run":
-        build(store=False).run(host="127.0.0.1", port=port)
+        build().run(host="127.0.0.1", port=port)
         return
     import uvicorn
 
-    uvicorn.run(build(store=True), host="127.0.0.1", port=port, loop="uvloop", http="httptools",
+    uvicorn.run(build(), host="127.0.0.1", port=port, loop="uvloop", http="httptools",
                 access_log=False, log_level="warning", lifespan="on")
 
 

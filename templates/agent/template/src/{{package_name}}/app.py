@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import time
+from collections.abc import AsyncIterator
 from contextlib import aclosing
 from typing import Any
 
@@ -32,9 +33,9 @@ from .ids import is_valid_id, new_id
 from .objects import input_item_view, new_response
 from .protocol import CreateRequest, parse_create_request
 from .providers import load_provider
-from .runs import TERMINAL_EVENTS, AgentFunction, BackgroundRun, ResponseRun
+from .runs import AgentFunction, BackgroundRun, ResponseRun
 from .settings import Settings
-from .sse import EventStreamResponse, encode_events
+from .sse import EventStreamResponse
 from .store import ResponseStore, StoredResponse
 
 logger = logging.getLogger(__name__)
@@ -42,7 +43,6 @@ access_logger = logging.getLogger(f"{__package__}.access")
 
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 HEALTH_PATHS = frozenset({"/readiness", "/ready", "/liveness", "/health", "/ping"})
-STORED_AFTER = frozenset({*TERMINAL_EVENTS, "error"})  # a run is stored once it has ended
 
 
 class JSONBody(Response):
@@ -86,11 +86,11 @@ class AgentServer:
         request.state.response_id = run.response["id"]
         headers = {"x-agent-session-id": run.ctx.session_id}
         if create.background:
-            background = BackgroundRun(run, self._stored_after(run, entry, run.events()))
+            background = BackgroundRun(run, self._stored_after(run, entry, done_marker=False))
             entry.run = background
+            self.store.put(run.response["id"], entry)
             self.background_runs.add(background)
             background.task.add_done_callback(lambda _: self.background_runs.discard(background))
-            self.store.put(run.response["id"], entry)
             if create.stream:
                 return EventStreamResponse(
                     background.follow(),
@@ -100,7 +100,7 @@ class AgentServer:
             return JSONBody(run.response, headers=headers)
         if create.stream:
             return EventStreamResponse(
-                encode_events(self._stored_after(run, entry, run.events())),
+                _joined(self._stored_after(run, entry, done_marker=True)),
                 keepalive=self.settings.sse_keepalive_interval,
                 headers=_raw_headers(headers),
             )
@@ -173,13 +173,16 @@ class AgentServer:
             entry.history = entry.history + [run.output_item]
         self.store.put(run.response["id"], entry)
 
-    async def _stored_after(self, run: ResponseRun, entry: StoredResponse, events):
-        """Pass events through, and store the response once the terminal event is out."""
-        async with aclosing(events):
-            async for event in events:
-                if event["type"] in STORED_AFTER:
+    async def _stored_after(
+        self, run: ResponseRun, entry: StoredResponse, *, done_marker: bool
+    ) -> AsyncIterator[list[bytes]]:
+        """The run's batches; the response is stored before its final batch goes out, so a
+        client that reads the terminal event can fetch it at once."""
+        async with aclosing(run.stream(done_marker=done_marker)) as batches:
+            async for batch in batches:
+                if run.ended:
                     self._remember(run, entry)
-                yield event
+                yield batch
 
     async def get_response(self, request: Request) -> Response:
         entry = self._lookup(request)
@@ -360,6 +363,12 @@ def _int_param(request: Request, name: str, default: int, low: int, high: int) -
     if not low <= value <= high:
         raise InvalidRequest(f"'{name}' must be between {low} and {high}.", param=name)
     return value
+
+
+async def _joined(batches: AsyncIterator[list[bytes]]) -> AsyncIterator[bytes]:
+    async with aclosing(batches):
+        async for batch in batches:
+            yield b"".join(batch)
 
 
 def _raw_headers(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:

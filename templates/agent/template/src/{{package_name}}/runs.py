@@ -13,13 +13,15 @@ function raises (a plain function that checks the request and returns the genera
 this way), the stream is a single ``error`` event. Either way :class:`AgentError` shows its
 ``code`` and ``message``; any other exception shows a generic ``server_error``.
 
-Non-streaming requests consume the same events and keep only the final state, so both
-modes share one code path.
+Streaming yields *batches*: the SSE frames that are ready at the same moment (the four opening
+events, each delta, the closing events), so one socket write carries each batch. Non-streaming
+requests skip the events and build the final state directly.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -28,14 +30,16 @@ from typing import Any
 
 from .context import AgentContext
 from .errors import AgentError
+from .ids import new_id
 from .objects import message_item, text_part, usage
-from .sse import encode_event
+from .sse import DONE, encode_event, encode_response_event
 
 logger = logging.getLogger(__name__)
 
 AgentFunction = Callable[[AgentContext], AsyncIterator[str]]
-TERMINAL_EVENTS = ("response.completed", "response.incomplete", "response.failed")
+TERMINAL_STATUSES = frozenset({"completed", "incomplete", "failed", "cancelled"})
 GENERIC_FAILURE = "The agent failed; the server log has the details."
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
 class ResponseRun:
@@ -46,117 +50,129 @@ class ResponseRun:
         self.ctx = ctx
         self.agent = agent
         self.sequence = 0
+        self.ended = False  # set once the response has reached its final state
         self.output_item: dict[str, Any] | None = None
 
-    def _event(self, kind: str, **fields: Any) -> dict[str, Any]:
-        event = {"type": kind, "sequence_number": self.sequence, **fields}
-        self.sequence += 1
-        return event
+    # --- streaming ---------------------------------------------------------------------------
 
-    async def events(self) -> AsyncIterator[dict[str, Any]]:
+    def _frame(self, kind: str, **fields: Any) -> bytes:
+        frame = encode_event({"type": kind, "sequence_number": self.sequence, **fields})
+        self.sequence += 1
+        return frame
+
+    def response_frame(self, kind: str, response_json: str | None = None) -> bytes:
+        """A lifecycle event carrying the whole response (serialised once per state)."""
+        if response_json is None:
+            response_json = _dumps(self.response)
+        frame = encode_response_event(kind, self.sequence, response_json)
+        self.sequence += 1
+        return frame
+
+    async def stream(self, *, done_marker: bool) -> AsyncIterator[list[bytes]]:
+        """Batches of SSE frames; with ``done_marker`` the last batch ends with ``[DONE]``."""
         try:
             chunks = self.agent(self.ctx)
         except Exception as exc:
-            yield self._error(*_failure(exc))
+            self._fail(*_failure(exc))
+            error = {"type": "server_error", **self.response["error"], "param": None}
+            yield [self._frame("error", error=error), *([DONE] if done_marker else [])]
             return
         response = self.response
-        yield self._event("response.created", response=response)
-        response["status"] = "in_progress"
-        yield self._event("response.in_progress", response=response)
-        item = message_item(None, status="in_progress")
-        item_id = item["id"]
-        yield self._event("response.output_item.added", output_index=0, item=item)
-        yield self._event(
-            "response.content_part.added",
-            item_id=item_id,
-            output_index=0,
-            content_index=0,
-            part=text_part(""),
-        )
+        snapshot = _dumps(response)
+        opening = [self.response_frame("response.created", snapshot)]
+        if response["status"] != "in_progress":  # background runs start "queued"
+            response["status"] = "in_progress"
+            snapshot = _dumps(response)
+        opening.append(self.response_frame("response.in_progress", snapshot))
+        item_id = new_id("msg")
+        item = message_item(None, status="in_progress", item_id=item_id)
+        where = {"item_id": item_id, "output_index": 0, "content_index": 0}
+        opening.append(self._frame("response.output_item.added", output_index=0, item=item))
+        opening.append(self._frame("response.content_part.added", **where, part=text_part("")))
+        yield opening
         pieces: list[str] = []
         try:
             async with aclosing(chunks):
                 async for chunk in chunks:
-                    if not chunk:
-                        continue
-                    if not isinstance(chunk, str):
-                        raise TypeError(f"the agent yielded {type(chunk).__name__}, not str")
-                    pieces.append(chunk)
-                    yield self._event(
-                        "response.output_text.delta",
-                        item_id=item_id,
-                        output_index=0,
-                        content_index=0,
-                        delta=chunk,
-                        logprobs=[],
-                    )
+                    if _is_text(chunk):
+                        pieces.append(chunk)
+                        yield [self._frame("response.output_text.delta", **where, delta=chunk,
+                                           logprobs=[])]
         except Exception as exc:
-            yield self._failed(*_failure(exc))
+            self._fail(*_failure(exc))
+            yield [self.response_frame("response.failed"), *([DONE] if done_marker else [])]
             return
         text = "".join(pieces)
-        yield self._event(
-            "response.output_text.done",
-            item_id=item_id,
-            output_index=0,
-            content_index=0,
-            text=text,
-            logprobs=[],
-        )
-        yield self._event(
-            "response.content_part.done",
-            item_id=item_id,
-            output_index=0,
-            content_index=0,
-            part=text_part(text),
-        )
-        incomplete = self.ctx.usage.incomplete_reason
-        done_item = message_item(
-            text, status="incomplete" if incomplete else "completed", item_id=item_id
-        )
-        self.output_item = done_item
-        yield self._event("response.output_item.done", output_index=0, item=done_item)
-        response["output"] = [done_item]
-        response["usage"] = usage(self.ctx.usage.input_tokens, self.ctx.usage.output_tokens)
-        if incomplete:
-            response["status"] = "incomplete"
-            response["incomplete_details"] = {"reason": incomplete}
-            yield self._event("response.incomplete", response=response)
-        else:
-            response["status"] = "completed"
-            response["completed_at"] = int(time.time())
-            yield self._event("response.completed", response=response)
+        closing = [
+            self._frame("response.output_text.done", **where, text=text, logprobs=[]),
+            self._frame("response.content_part.done", **where, part=text_part(text)),
+        ]
+        done_item = self._finish(text, item_id)
+        closing.append(self._frame("response.output_item.done", output_index=0, item=done_item))
+        closing.append(self.response_frame(f"response.{self.response['status']}"))
+        if done_marker:
+            closing.append(DONE)
+        yield closing
 
-    def _failed(self, code: str, message: str) -> dict[str, Any]:
-        self.response["status"] = "failed"
-        self.response["error"] = {"code": code, "message": message}
-        self.response["usage"] = usage(self.ctx.usage.input_tokens, self.ctx.usage.output_tokens)
-        return self._event("response.failed", response=self.response)
-
-    def _error(self, code: str, message: str) -> dict[str, Any]:
-        """The standalone ``error`` event for a failure before ``response.created``; its
-        nested ``error`` is OpenAI's wire shape (the openai SDK raises ``APIError`` on it)."""
-        self.response["status"] = "failed"
-        self.response["error"] = {"code": code, "message": message}
-        error = {"type": "server_error", "code": code, "message": message, "param": None}
-        return self._event("error", error=error)
+    # --- without streaming -------------------------------------------------------------------
 
     async def complete(self) -> dict[str, Any]:
         """Run to the end without streaming; returns the final response."""
-        async for _ in self.events():
-            pass
+        try:
+            chunks = self.agent(self.ctx)
+            self.response["status"] = "in_progress"
+            pieces: list[str] = []
+            async with aclosing(chunks):
+                async for chunk in chunks:
+                    if _is_text(chunk):
+                        pieces.append(chunk)
+        except Exception as exc:
+            self._fail(*_failure(exc))
+            return self.response
+        self._finish("".join(pieces), new_id("msg"))
         return self.response
+
+    # --- final states ------------------------------------------------------------------------
+
+    def _finish(self, text: str, item_id: str) -> dict[str, Any]:
+        incomplete = self.ctx.usage.incomplete_reason
+        status = "incomplete" if incomplete else "completed"
+        done_item = message_item(text, status=status, item_id=item_id)
+        response = self.response
+        response["output"] = [done_item]
+        response["usage"] = usage(self.ctx.usage.input_tokens, self.ctx.usage.output_tokens)
+        response["status"] = status
+        if incomplete:
+            response["incomplete_details"] = {"reason": incomplete}
+        else:
+            response["completed_at"] = int(time.time())
+        self.output_item = done_item
+        self.ended = True
+        return done_item
+
+    def _fail(self, code: str, message: str) -> None:
+        self.response["status"] = "failed"
+        self.response["error"] = {"code": code, "message": message}
+        self.response["usage"] = usage(self.ctx.usage.input_tokens, self.ctx.usage.output_tokens)
+        self.ended = True
+
+    def cancelled_frame(self) -> bytes:
+        """The terminal frame of a cancelled background run (status ``cancelled``)."""
+        self.response["status"] = "cancelled"
+        self.ended = True
+        return self.response_frame("response.failed")
 
 
 class BackgroundRun:
     """A ``background: true`` run: it goes on without a client, recording its SSE frames so
     ``GET /responses/{id}?stream=true&starting_after=N`` can replay and follow it.
-    ``events`` defaults to ``run.events()``; the server passes them through its store."""
+    ``batches`` defaults to ``run.stream()``; the server passes them through its store."""
 
     def __init__(
-        self, run: ResponseRun, events: AsyncIterator[dict[str, Any]] | None = None
+        self, run: ResponseRun, batches: AsyncIterator[list[bytes]] | None = None
     ) -> None:
         self.run = run
-        self.events = run.events() if events is None else events
+        self.batches = run.stream(done_marker=False) if batches is None else batches
         self.frames: list[bytes] = []  # frames[n] is the event with sequence_number n
         self.finished = False
         self._changed = asyncio.Event()
@@ -164,9 +180,10 @@ class BackgroundRun:
 
     async def _drive(self) -> None:
         try:
-            async with aclosing(self.events) as events:
-                async for event in events:
-                    self._record(event)
+            async with aclosing(self.batches) as batches:
+                async for batch in batches:
+                    self.frames.extend(batch)
+                    self._changed.set()
         except asyncio.CancelledError:
             self._record_cancelled()
         finally:
@@ -174,12 +191,7 @@ class BackgroundRun:
             self._changed.set()
 
     def _record_cancelled(self) -> None:
-        response = self.run.response
-        response["status"] = "cancelled"
-        self._record(self.run._event("response.failed", response=response))
-
-    def _record(self, event: dict[str, Any]) -> None:
-        self.frames.append(encode_event(event))
+        self.frames.append(self.run.cancelled_frame())
         self._changed.set()
 
     async def cancel(self) -> None:
@@ -192,16 +204,24 @@ class BackgroundRun:
             self._changed.set()
 
     async def follow(self, starting_after: int = -1) -> AsyncIterator[bytes]:
-        """Frames after ``starting_after``, then each new one until the run ends."""
+        """Frames after ``starting_after``, then new ones as they come, then ``[DONE]``."""
         position = starting_after + 1
         while True:
-            while position < len(self.frames):
-                yield self.frames[position]
-                position += 1
+            if position < len(self.frames):
+                yield b"".join(self.frames[position:])
+                position = len(self.frames)
             if self.finished:
+                yield DONE
                 return
             self._changed.clear()
             await self._changed.wait()
+
+
+def _is_text(chunk: Any) -> bool:
+    """Empty pieces are skipped; anything but a string is a bug in the agent."""
+    if not isinstance(chunk, str):
+        raise TypeError(f"the agent yielded {type(chunk).__name__}, not str")
+    return bool(chunk)
 
 
 def _failure(exc: Exception) -> tuple[str, str]:

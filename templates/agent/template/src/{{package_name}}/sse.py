@@ -11,7 +11,6 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
-from contextlib import aclosing
 from typing import Any
 
 import anyio
@@ -32,15 +31,17 @@ def encode_event(event: dict[str, Any]) -> bytes:
     return f"event: {event['type']}\ndata: {_dumps(event)}\n\n".encode()
 
 
-async def encode_events(events: AsyncIterator[dict[str, Any]]) -> AsyncIterator[bytes]:
-    """Frames for ``events``; closing this generator closes ``events`` too."""
-    async with aclosing(events):
-        async for event in events:
-            yield encode_event(event)
+def encode_response_event(kind: str, sequence_number: int, response_json: str) -> bytes:
+    """A lifecycle event around an already serialised response (``_dumps(response)``)."""
+    return (
+        f'event: {kind}\ndata: {{"type":"{kind}","sequence_number":{sequence_number},'
+        f'"response":{response_json}}}\n\n'
+    ).encode()
 
 
 class EventStreamResponse:
-    """An ASGI response streaming pre-encoded SSE frames from ``frames``."""
+    """An ASGI response streaming pre-encoded SSE frames from ``frames``; each item may hold
+    several frames and is one write. The producer ends the stream with ``[DONE]`` itself."""
 
     def __init__(
         self,
@@ -63,7 +64,6 @@ class EventStreamResponse:
             try:
                 async for frame in self.frames:
                     await self._send(send, frame)
-                await self._send(send, DONE)
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
             except OSError:  # the client went away while we were writing
                 pass
