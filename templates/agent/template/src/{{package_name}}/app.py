@@ -6,8 +6,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import AsyncIterator
-from contextlib import aclosing
+from functools import partial
 from typing import Any
 
 from starlette.applications import Starlette
@@ -86,7 +85,7 @@ class AgentServer:
         request.state.response_id = run.response["id"]
         headers = {"x-agent-session-id": run.ctx.session_id}
         if create.background:
-            background = BackgroundRun(run, self._stored_after(run, entry, done_marker=False))
+            background = BackgroundRun(run)
             entry.run = background
             self.store.put(run.response["id"], entry)
             self.background_runs.add(background)
@@ -100,12 +99,11 @@ class AgentServer:
             return JSONBody(run.response, headers=headers)
         if create.stream:
             return EventStreamResponse(
-                _joined(self._stored_after(run, entry, done_marker=True)),
+                run.stream(done_marker=True),
                 keepalive=self.settings.sse_keepalive_interval,
                 headers=_raw_headers(headers),
             )
         response = await run.complete()
-        self._remember(run, entry)
         if response["status"] == "failed":
             error = APIError(response["error"]["message"], code=response["error"]["code"])
             return error_response(error, headers)
@@ -164,7 +162,9 @@ class AgentServer:
             if create.store else [],
             history=ctx.conversation,
         )
-        return ResponseRun(response, ctx, self.agent), entry
+        run = ResponseRun(response, ctx, self.agent)
+        run.on_end = partial(self._remember, run, entry)
+        return run, entry
 
     def _remember(self, run: ResponseRun, entry: StoredResponse) -> None:
         if not run.response["store"]:
@@ -172,17 +172,6 @@ class AgentServer:
         if run.output_item is not None:
             entry.history = entry.history + [run.output_item]
         self.store.put(run.response["id"], entry)
-
-    async def _stored_after(
-        self, run: ResponseRun, entry: StoredResponse, *, done_marker: bool
-    ) -> AsyncIterator[list[bytes]]:
-        """The run's batches; the response is stored before its final batch goes out, so a
-        client that reads the terminal event can fetch it at once."""
-        async with aclosing(run.stream(done_marker=done_marker)) as batches:
-            async for batch in batches:
-                if run.ended:
-                    self._remember(run, entry)
-                yield batch
 
     async def get_response(self, request: Request) -> Response:
         entry = self._lookup(request)
@@ -265,7 +254,6 @@ class AgentServer:
         create.stream = create.background = False
         run, entry = self._start(create, request)
         response = await run.complete()
-        self._remember(run, entry)
         if response["status"] == "failed":
             error = APIError(response["error"]["message"], code=response["error"]["code"])
             return error_response(error)
@@ -363,12 +351,6 @@ def _int_param(request: Request, name: str, default: int, low: int, high: int) -
     if not low <= value <= high:
         raise InvalidRequest(f"'{name}' must be between {low} and {high}.", param=name)
     return value
-
-
-async def _joined(batches: AsyncIterator[list[bytes]]) -> AsyncIterator[bytes]:
-    async with aclosing(batches):
-        async for batch in batches:
-            yield b"".join(batch)
 
 
 def _raw_headers(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:

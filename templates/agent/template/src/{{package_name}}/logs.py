@@ -81,6 +81,11 @@ class BatchedStreamHandler(logging.StreamHandler):
 
 
 def configure(level: str) -> None:
+    # Per-record extras nobody reads here, each costing time on every line: the caller's
+    # file and line (a stack walk), thread, process and task names.
+    logging._srcfile = None
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
+    logging.logAsyncioTasks = False
     handler = BatchedStreamHandler(sys.stdout)
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()

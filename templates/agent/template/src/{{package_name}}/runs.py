@@ -52,6 +52,14 @@ class ResponseRun:
         self.sequence = 0
         self.ended = False  # set once the response has reached its final state
         self.output_item: dict[str, Any] | None = None
+        # Called once, on reaching the final state, before the terminal event is sent: the
+        # server stores the response there, so a client reading that event can fetch it.
+        self.on_end: Callable[[], None] | None = None
+
+    def _end(self) -> None:
+        self.ended = True
+        if self.on_end is not None:
+            self.on_end()
 
     # --- streaming ---------------------------------------------------------------------------
 
@@ -69,7 +77,12 @@ class ResponseRun:
         return frame
 
     async def stream(self, *, done_marker: bool) -> AsyncIterator[list[bytes]]:
-        """Batches of SSE frames; with ``done_marker`` the last batch ends with ``[DONE]``."""
+        """Batches of SSE frames; with ``done_marker`` the last batch ends with ``[DONE]``.
+
+        Frames that are ready together leave together: the opening events wait for the agent's
+        first pause, and every delta the agent produces without pausing joins the batch. The
+        events and their order are the same either way; only the number of writes changes.
+        """
         try:
             chunks = self.agent(self.ctx)
         except Exception as exc:
@@ -79,40 +92,58 @@ class ResponseRun:
             return
         response = self.response
         snapshot = _dumps(response)
-        opening = [self.response_frame("response.created", snapshot)]
+        batch = [self.response_frame("response.created", snapshot)]
         if response["status"] != "in_progress":  # background runs start "queued"
             response["status"] = "in_progress"
             snapshot = _dumps(response)
-        opening.append(self.response_frame("response.in_progress", snapshot))
+        batch.append(self.response_frame("response.in_progress", snapshot))
         item_id = new_id("msg")
         item = message_item(None, status="in_progress", item_id=item_id)
         where = {"item_id": item_id, "output_index": 0, "content_index": 0}
-        opening.append(self._frame("response.output_item.added", output_index=0, item=item))
-        opening.append(self._frame("response.content_part.added", **where, part=text_part("")))
-        yield opening
+        batch.append(self._frame("response.output_item.added", output_index=0, item=item))
+        batch.append(self._frame("response.content_part.added", **where, part=text_part("")))
         pieces: list[str] = []
         try:
             async with aclosing(chunks):
-                async for chunk in chunks:
+                while True:
+                    step = chunks.__anext__()
+                    try:
+                        paused_on = step.send(None)
+                    except StopIteration as ready:
+                        chunk = ready.value
+                    except StopAsyncIteration:
+                        break
+                    else:  # the agent paused: send what is ready, then wait for it
+                        try:
+                            yield batch
+                        except BaseException:  # closed or cancelled while the agent waits
+                            await _abandon(step, paused_on)
+                            raise
+                        batch = []
+                        try:
+                            chunk = await _Resume(step, paused_on)
+                        except StopAsyncIteration:
+                            break
                     if _is_text(chunk):
                         pieces.append(chunk)
-                        yield [self._frame("response.output_text.delta", **where, delta=chunk,
-                                           logprobs=[])]
+                        batch.append(self._frame("response.output_text.delta", **where,
+                                                 delta=chunk, logprobs=[]))
         except Exception as exc:
             self._fail(*_failure(exc))
-            yield [self.response_frame("response.failed"), *([DONE] if done_marker else [])]
+            batch.append(self.response_frame("response.failed"))
+            if done_marker:
+                batch.append(DONE)
+            yield batch
             return
         text = "".join(pieces)
-        closing = [
-            self._frame("response.output_text.done", **where, text=text, logprobs=[]),
-            self._frame("response.content_part.done", **where, part=text_part(text)),
-        ]
+        batch.append(self._frame("response.output_text.done", **where, text=text, logprobs=[]))
+        batch.append(self._frame("response.content_part.done", **where, part=text_part(text)))
         done_item = self._finish(text, item_id)
-        closing.append(self._frame("response.output_item.done", output_index=0, item=done_item))
-        closing.append(self.response_frame(f"response.{self.response['status']}"))
+        batch.append(self._frame("response.output_item.done", output_index=0, item=done_item))
+        batch.append(self.response_frame(f"response.{self.response['status']}"))
         if done_marker:
-            closing.append(DONE)
-        yield closing
+            batch.append(DONE)
+        yield batch
 
     # --- without streaming -------------------------------------------------------------------
 
@@ -147,32 +178,30 @@ class ResponseRun:
         else:
             response["completed_at"] = int(time.time())
         self.output_item = done_item
-        self.ended = True
+        self._end()
         return done_item
 
     def _fail(self, code: str, message: str) -> None:
         self.response["status"] = "failed"
         self.response["error"] = {"code": code, "message": message}
         self.response["usage"] = usage(self.ctx.usage.input_tokens, self.ctx.usage.output_tokens)
-        self.ended = True
+        self._end()
 
     def cancelled_frame(self) -> bytes:
         """The terminal frame of a cancelled background run (status ``cancelled``)."""
         self.response["status"] = "cancelled"
-        self.ended = True
+        self._end()
         return self.response_frame("response.failed")
 
 
 class BackgroundRun:
     """A ``background: true`` run: it goes on without a client, recording its SSE frames so
     ``GET /responses/{id}?stream=true&starting_after=N`` can replay and follow it.
-    ``batches`` defaults to ``run.stream()``; the server passes them through its store."""
+    """
 
-    def __init__(
-        self, run: ResponseRun, batches: AsyncIterator[list[bytes]] | None = None
-    ) -> None:
+    def __init__(self, run: ResponseRun) -> None:
         self.run = run
-        self.batches = run.stream(done_marker=False) if batches is None else batches
+        self.batches = run.stream(done_marker=False)
         self.frames: list[bytes] = []  # frames[n] is the event with sequence_number n
         self.finished = False
         self._changed = asyncio.Event()
@@ -203,18 +232,64 @@ class BackgroundRun:
             self.finished = True
             self._changed.set()
 
-    async def follow(self, starting_after: int = -1) -> AsyncIterator[bytes]:
+    async def follow(self, starting_after: int = -1) -> AsyncIterator[list[bytes]]:
         """Frames after ``starting_after``, then new ones as they come, then ``[DONE]``."""
         position = starting_after + 1
         while True:
             if position < len(self.frames):
-                yield b"".join(self.frames[position:])
+                yield self.frames[position:]
                 position = len(self.frames)
             if self.finished:
-                yield DONE
+                yield [DONE]
                 return
             self._changed.clear()
             await self._changed.wait()
+
+
+class _Resume:
+    """Await the rest of a coroutine that was started by hand and paused on ``paused_on``.
+
+    :meth:`ResponseRun.stream` steps the agent's ``__anext__()`` itself to learn whether the
+    next piece is ready without pausing; when it is not, this hands the pending future to the
+    running task exactly as a plain ``await`` would have, and passes results and exceptions
+    (cancellation included) back into the coroutine.
+    """
+
+    __slots__ = ("coroutine", "paused_on", "throw")
+
+    def __init__(self, coroutine: Any, paused_on: Any, throw: BaseException | None = None):
+        self.coroutine = coroutine
+        self.paused_on = paused_on
+        self.throw = throw
+
+    def __await__(self):
+        coroutine, pending = self.coroutine, self.paused_on
+        if self.throw is not None:
+            try:
+                pending = coroutine.throw(self.throw)
+            except StopIteration as done:
+                return done.value
+        while True:
+            try:
+                result = yield pending
+            except BaseException as exc:
+                try:
+                    pending = coroutine.throw(exc)
+                except StopIteration as done:
+                    return done.value
+            else:
+                try:
+                    pending = coroutine.send(result)
+                except StopIteration as done:
+                    return done.value
+
+
+async def _abandon(step: Any, paused_on: Any) -> None:
+    """Cancel an agent step paused on ``paused_on`` and let its clean-up run to the end."""
+    try:
+        await _Resume(step, paused_on, throw=asyncio.CancelledError())
+    except BaseException:  # the agent's own outcome no longer matters
+        pass
 
 
 def _is_text(chunk: Any) -> bool:

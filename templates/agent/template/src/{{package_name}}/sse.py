@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -40,46 +41,60 @@ def encode_response_event(kind: str, sequence_number: int, response_json: str) -
 
 
 class EventStreamResponse:
-    """An ASGI response streaming pre-encoded SSE frames from ``frames``; each item may hold
-    several frames and is one write. The producer ends the stream with ``[DONE]`` itself."""
+    """An ASGI response streaming batches of pre-encoded SSE frames; each batch is one write.
+    The producer ends the stream with ``[DONE]`` itself.
+
+    A watcher task reads ``receive``: on ``http.disconnect`` it cancels the streaming task, so
+    the agent stops at once (its generator is closed); while the producer is silent it sends
+    keep-alive comments.
+    """
 
     def __init__(
         self,
-        frames: AsyncIterator[bytes],
+        batches: AsyncIterator[list[bytes]],
         *,
         keepalive: float,
         headers: list[tuple[bytes, bytes]] | None = None,
     ) -> None:
-        self.frames = frames
+        self.batches = batches
         self.keepalive = keepalive
         self.headers = HEADERS + (headers or [])
         self._last_send = 0.0
         self._lock = asyncio.Lock()
+        self._disconnected = False
 
     async def __call__(self, scope, receive, send) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": self.headers})
         self._last_send = time.monotonic()
-        async with anyio.create_task_group() as group:
-            group.start_soon(self._watch, receive, send, group.cancel_scope)
-            try:
-                async for frame in self.frames:
-                    await self._send(send, frame)
-                await send({"type": "http.response.body", "body": b"", "more_body": False})
-            except OSError:  # the client went away while we were writing
-                pass
-            finally:
-                group.cancel_scope.cancel()
-                aclose = getattr(self.frames, "aclose", None)
-                if aclose is not None:
-                    with anyio.CancelScope(shield=True):
-                        await aclose()
+        streaming = asyncio.current_task()
+        watcher = asyncio.get_running_loop().create_task(self._watch(receive, send, streaming))
+        try:
+            last: list[bytes] = []
+            async for batch in self.batches:
+                if batch and batch[-1] is DONE:  # the end: one write with the chunked trailer
+                    last = batch
+                    break
+                await self._send(send, b"".join(batch))
+            async with self._lock:
+                await send({"type": "http.response.body", "body": b"".join(last),
+                            "more_body": False})
+        except OSError:  # the client went away while we were writing
+            pass
+        except asyncio.CancelledError:
+            if not self._disconnected:
+                raise  # cancelled by the server (shutdown), not by us
+            if sys.version_info >= (3, 11):
+                streaming.uncancel()
+        finally:
+            watcher.cancel()
+            await self.batches.aclose()
 
-    async def _send(self, send, frame: bytes) -> None:
+    async def _send(self, send, body: bytes) -> None:
         async with self._lock:
-            await send({"type": "http.response.body", "body": frame, "more_body": True})
+            await send({"type": "http.response.body", "body": body, "more_body": True})
             self._last_send = time.monotonic()
 
-    async def _watch(self, receive, send, scope: anyio.CancelScope) -> None:
+    async def _watch(self, receive, send, streaming: asyncio.Task) -> None:
         """Cancel the stream on disconnect; send keep-alive comments while it is silent."""
         while True:
             timeout = None
@@ -93,9 +108,12 @@ class EventStreamResponse:
                     try:
                         await self._send(send, KEEPALIVE)
                     except OSError:
-                        scope.cancel()
-                        return
-                continue
+                        message = {"type": "http.disconnect"}
+                    else:
+                        continue
+                else:
+                    continue
             if message["type"] == "http.disconnect":
-                scope.cancel()
+                self._disconnected = True
+                streaming.cancel()
                 return
