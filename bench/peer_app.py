@@ -7,8 +7,8 @@ Run by ``server_throughput.py`` with the interpreter of ``bench/.venv-peer``:
 
 Fastest configuration of the host: no SDK observability (``configure_observability=None``), no
 access log (``access_log=None``) and the in-memory response store instead of the default file
-store. The ``uvicorn`` mode is not a configuration the host offers (its ``run()`` always uses
-Hypercorn); it is measured to show how much of the gap is the HTTP server.
+store. The host's own ``run()`` always uses Hypercorn; ``uvicorn`` mode serves the same ASGI
+app with the server stack OURS uses, which is usually the faster of the two.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
@@ -29,6 +29,7 @@ from .errors import (
     UnsupportedMediaType,
 )
 from .ids import is_valid_id, new_id
+from .logs import AccessLog
 from .objects import input_item_view, new_response
 from .protocol import CreateRequest, parse_create_request
 from .providers import load_provider
@@ -38,7 +39,7 @@ from .sse import EventStreamResponse
 from .store import ResponseStore, StoredResponse
 
 logger = logging.getLogger(__name__)
-access_logger = logging.getLogger(f"{__package__}.access")
+access_log = AccessLog(logging.getLogger(f"{__package__}.access"))
 
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 HEALTH_PATHS = frozenset({"/readiness", "/ready", "/liveness", "/health", "/ping"})
@@ -321,15 +322,22 @@ async def read_json(request: Request, limit: int) -> Any:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"The request body is larger than {limit} bytes.")
+    # Read straight from ASGI ``receive``: most bodies arrive in one message.
     chunks = []
     size = 0
-    async for chunk in request.stream():
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
             raise PayloadTooLarge(f"The request body is larger than {limit} bytes.")
         chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
     try:
-        return json.loads(b"".join(chunks))
+        return json.loads(chunks[0] if len(chunks) == 1 else b"".join(chunks))
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidRequest(
             f"The request body is not valid JSON: {exc}.", code="invalid_json"
@@ -427,17 +435,16 @@ class RequestLog:
         finally:
             if tracked:
                 self.server.in_flight -= 1
-            if access_logger.isEnabledFor(logging.INFO) and (tracked or status >= 400):
-                access_logger.info(
-                    "request",
-                    extra={
+            if (tracked or status >= 400) and access_log.enabled():
+                access_log.write(
+                    {
                         "request_id": request_id,
                         "response_id": state.get("response_id"),
                         "method": scope["method"],
                         "path": scope["path"],
                         "status": status,
                         "latency_ms": round((time.perf_counter() - start) * 1000, 3),
-                    },
+                    }
                 )
 
 

@@ -54,12 +54,16 @@ class BatchedStreamHandler(logging.StreamHandler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            line = self.format(record) + "\n"
+            line = self.format(record)
         except Exception:
             self.handleError(record)
             return
-        self._pending.append(line)
-        if record.levelno >= logging.WARNING:
+        self.write(line, urgent=record.levelno >= logging.WARNING)
+
+    def write(self, line: str, *, urgent: bool = False) -> None:
+        """Queue one formatted line; ``urgent`` lines (warnings and worse) go out at once."""
+        self._pending.append(line + "\n")
+        if urgent:
             self.flush()
             return
         if len(self._pending) > 1:
@@ -80,6 +84,42 @@ class BatchedStreamHandler(logging.StreamHandler):
             pass
 
 
+class AccessLog:
+    """The one log line of every request. With the JSON handler installed by :func:`configure`
+    it is formatted here and queued on that handler directly, skipping the LogRecord machinery
+    (a noticeable share of a request's cost); otherwise it is an ordinary ``info`` record.
+    The line has the same fields either way."""
+
+    handler: BatchedStreamHandler | None = None  # set by configure()
+
+    def __init__(self, logger: logging.Logger) -> None:
+        self.logger = logger
+        self._second = -1
+        self._second_text = ""
+
+    def enabled(self) -> bool:
+        return self.logger.isEnabledFor(logging.INFO)
+
+    def write(self, fields: dict[str, object]) -> None:
+        handler = AccessLog.handler
+        if handler is None or self.logger.handlers or not self.logger.propagate:
+            self.logger.info("request", extra=fields)
+            return
+        now = time.time()
+        second = int(now)
+        if second != self._second:
+            self._second_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self._second = second
+        entry = {
+            "ts": f"{self._second_text}.{int((now - second) * 1000):03d}Z",
+            "level": "info",
+            "logger": self.logger.name,
+            "message": "request",
+            **fields,
+        }
+        handler.write(json.dumps(entry, ensure_ascii=False, default=str))
+
+
 def configure(level: str) -> None:
     # Per-record extras nobody reads here, each costing time on every line: the caller's
     # file and line (a stack walk), thread, process and task names.
@@ -90,6 +130,7 @@ def configure(level: str) -> None:
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
+    AccessLog.handler = handler
     root.setLevel(level.upper())
     # uvicorn's own loggers go through the same JSON handler; its access log is replaced by ours.
     for name in ("uvicorn", "uvicorn.error"):

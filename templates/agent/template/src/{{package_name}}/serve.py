@@ -8,6 +8,7 @@ exits 0. A second signal stops at once.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 
 import uvicorn
@@ -71,5 +72,8 @@ def serve(settings: Settings | None = None) -> int:
         extra={"host": settings.host, "port": settings.port, "agent": settings.agent_name,
                "model_provider": settings.model_provider, "model": settings.model_name},
     )
+    # Start-up objects live as long as the process: keep them out of every future GC pass.
+    gc.collect()
+    gc.freeze()
     server.run()
     return 0

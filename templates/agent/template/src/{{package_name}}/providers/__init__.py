@@ -41,7 +41,10 @@ def item_text(item: dict[str, Any]) -> str:
     """The text of a message item (its text parts joined); empty for other item types."""
     if item.get("type") != "message":
         return ""
-    return "".join(part.get("text", "") for part in item["content"] if "text" in part)
+    content = item["content"]
+    if len(content) == 1:  # the usual case
+        return content[0].get("text", "")
+    return "".join(part.get("text", "") for part in content if "text" in part)
 
 
 PROVIDERS = ("echo",)
