@@ -29,6 +29,7 @@ import resource
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -47,7 +48,10 @@ PEER_SPEC = "azure-ai-agentserver-responses>=2,<3"
 RESULTS = BENCH / "results" / "server_throughput.json"
 
 PROMPT = "hello world from the benchmark"
-CONNECTIONS, THREADS, WARMUP_S, DURATION_S = 32, 1, 2, 8
+CONNECTIONS, THREADS, WARMUP_S, DURATION_S = 32, 1, 1, 5
+# Servers are measured in turn, ROUNDS times over, and each figure is the median of its rounds:
+# on a shared machine the interleaving spreads any slow spell over every server alike.
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 START_TIMEOUT_S = 60.0
 MODES = ("json", "stream")
 
@@ -80,8 +84,23 @@ class Server:
     primary: bool = True  # the OURS row the targets judge (the other OURS rows inform)
     idle_rss_kib: int | None = None
     frames: int | None = None
-    results: dict[str, dict[str, Any]] = field(default_factory=dict)
+    results: dict[str, dict[str, Any]] = field(default_factory=dict)  # medians over rounds
+    rounds: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    idle_rss_samples: list[int] = field(default_factory=list)
     error: str | None = None
+
+    def summarise(self) -> None:
+        """Median of every figure over the rounds, plus the spread of req/s."""
+        for mode, samples in self.rounds.items():
+            merged = {key: statistics.median(r[key] for r in samples)
+                      for key in samples[0] if all(isinstance(r.get(key), (int, float))
+                                                   for r in samples)}
+            merged["rps_min"] = min(r["rps"] for r in samples)
+            merged["rps_max"] = max(r["rps"] for r in samples)
+            merged["rounds"] = len(samples)
+            self.results[mode] = merged
+        if self.idle_rss_samples:
+            self.idle_rss_kib = int(statistics.median(self.idle_rss_samples))
 
 
 def run(argv: list[str], timeout: float, **kwargs: Any) -> subprocess.CompletedProcess[str]:
@@ -251,10 +270,10 @@ def measure(server: Server, tmp: Path, lua: dict[str, Path], cpus: tuple[str, st
                         server.frames = body.count(b"\n\n")
                 if mode == MODES[0]:
                     time.sleep(0.5)
-                    server.idle_rss_kib = rss_kib(proc.pid)
+                    server.idle_rss_samples.append(rss_kib(proc.pid))
                 wrk(proc.pid, server.port, lua[mode], WARMUP_S, wrk_cpu)
                 stats = wrk(proc.pid, server.port, lua[mode], DURATION_S, wrk_cpu)
-                server.results[mode] = stats
+                server.rounds.setdefault(mode, []).append(stats)
                 if stats["non2xx"] or stats["errors"]:
                     raise BenchError(f"{server.name} {mode}: {stats['non2xx']} non-2xx responses, "
                                      f"{stats['errors']} socket errors under load")
@@ -289,21 +308,24 @@ def ratio(mine: Server, other: Server, mode: str, key: str) -> str:
 
 def report(servers: list[Server]) -> list[dict[str, Any]]:
     mib = "{:.1f} MiB".format
-    print(f"\n{'server':<38} {'mode':<6} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'frames':>6} "
+    print(f"\nmedians of {ROUNDS} interleaved rounds; req/s spread is min-max over the rounds")
+    print(f"{'server':<42} {'mode':<6} {'req/s':>7} {'spread':>13} {'p50 ms':>7} {'p99 ms':>7} "
+          f"{'frames':>6} "
           f"{'idle RSS':>9} {'RSS loaded':>10} {'srv CPU':>7} {'req/CPU-s':>9} {'other CPU':>9}")
     noisy = 0.0
     for s in servers:
         for mode in MODES:
             r = s.results.get(mode)
-            cells = (f"{r['rps']:>7.0f} {r['p50_us'] / 1000:>7.2f} {r['p99_us'] / 1000:>7.2f}"
-                     if r else f"{'FAILED' if s.error else '-':>7} {'':>7} {'':>7}")
+            cells = (f"{r['rps']:>7.0f} {r['rps_min']:>6.0f}-{r['rps_max']:<6.0f} "
+                     f"{r['p50_us'] / 1000:>7.2f} {r['p99_us'] / 1000:>7.2f}"
+                     if r else f"{'FAILED' if s.error else '-':>7} {'':>13} {'':>7} {'':>7}")
             frames = str(s.frames or "") if mode == "stream" else ""
             idle = mib(s.idle_rss_kib / 1024) if s.idle_rss_kib and mode == MODES[0] else ""
             after = mib(r["rss_after_kib"] / 1024) if r and "rss_after_kib" in r else ""
             cpu = (f"{r['server_cpu_pct']:>6.0f}% {r['req_per_cpu_s'] or 0:>9.0f} "
                    f"{r['other_cpu_pct']:>8.0f}%" if r else "")
             noisy = max(noisy, r["other_cpu_pct"] if r else 0.0)
-            print(f"{s.name:<38} {mode:<6} {cells} {frames:>6} {idle:>9} {after:>10} {cpu}")
+            print(f"{s.name:<42} {mode:<6} {cells} {frames:>6} {idle:>9} {after:>10} {cpu}")
     if noisy > 15:
         print(f"WARNING: other processes used up to {noisy:.0f}% of a core during a measurement "
               "(see 'other CPU'); figures from this run are noisy, compare ratios or re-run.")
@@ -403,9 +425,14 @@ def main() -> int:
         print(f"wrk -t{THREADS} -c{CONNECTIONS}: {WARMUP_S} s warm-up + {DURATION_S} s per mode; "
               f"server CPU {cpus[0] if cpus else 'any'}, wrk CPU {cpus[1] if cpus else 'any'}; "
               f"peer azure-ai-agentserver-responses {peer_version}", flush=True)
+        for round_number in range(1, ROUNDS + 1):
+            for server in servers:
+                if server.error:
+                    continue
+                print(f"round {round_number}/{ROUNDS}: measuring {server.name} ...", flush=True)
+                measure(server, tmp, lua, cpus)
         for server in servers:
-            print(f"measuring {server.name} ...", flush=True)
-            measure(server, tmp, lua, cpus)
+            server.summarise()
         targets = report(servers)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -416,7 +443,8 @@ def main() -> int:
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                     "platform": platform.platform(), "pinned_cpus": cpus},
         "load": {"tool": "wrk", "connections": CONNECTIONS, "threads": THREADS,
-                 "warmup_s": WARMUP_S, "duration_s": DURATION_S, "input": PROMPT},
+                 "warmup_s": WARMUP_S, "duration_s": DURATION_S, "rounds": ROUNDS,
+                 "input": PROMPT},
         "peer_package": f"azure-ai-agentserver-responses=={peer_version}",
         "template": template_state(),
         "servers": [{"name": s.name, "primary": s.primary, "argv": s.argv, "error": s.error,

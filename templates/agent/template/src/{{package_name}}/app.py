@@ -30,7 +30,7 @@ from .errors import (
 )
 from .ids import is_valid_id, new_id
 from .logs import AccessLog
-from .objects import input_item_view, new_response
+from .objects import new_response
 from .protocol import CreateRequest, parse_create_request
 from .providers import load_provider
 from .runs import AgentFunction, BackgroundRun, ResponseRun
@@ -159,8 +159,7 @@ class AgentServer:
                                 instructions=instructions)
         entry = StoredResponse(
             response=response,
-            input_items=[input_item_view(item, new_id("msg")) for item in create.items]
-            if create.store else [],
+            inputs=create.items if create.store else [],
             history=ctx.conversation,
         )
         run = ResponseRun(response, ctx, self.agent)

@@ -3,17 +3,28 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
+
+from .ids import new_id
+from .objects import input_item_view
 
 
 @dataclass(slots=True)
 class StoredResponse:
     response: dict[str, Any]
-    input_items: list[dict[str, Any]]  # as listed by /input_items, each with its id
+    inputs: list[dict[str, Any]]  # this request's input items, as validated
     history: list[dict[str, Any]]  # earlier turns + this input + this output, for continuation
     run: Any = None  # the BackgroundRun while a background response is still going
-    extra: dict[str, Any] = field(default_factory=dict)
+    _listed: list[dict[str, Any]] | None = None
+
+    @property
+    def input_items(self) -> list[dict[str, Any]]:
+        """The input as ``/input_items`` lists it. Ids are given on the first listing and kept,
+        so requests that never list their input do not pay for them."""
+        if self._listed is None:
+            self._listed = [input_item_view(item, new_id("msg")) for item in self.inputs]
+        return self._listed
 
 
 class ResponseStore:
