@@ -1,0 +1,139 @@
+"""Structured JSON logs on stdout, one object per line.
+
+Under load the access log writes a line per request; :class:`BatchedStreamHandler` writes the
+lines of one event-loop iteration with one system call (warnings and errors at once), so
+logging costs little without delaying any line past the current iteration.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+import time
+
+# Attributes every LogRecord has; anything else passed via ``extra=`` is emitted as a field.
+# uvicorn adds ``color_message`` (the message with ANSI colours) to its records: dropped too.
+_STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {
+    "message",
+    "asctime",
+    "color_message",
+}
+
+
+class JsonFormatter(logging.Formatter):
+    _second = -1
+    _second_text = ""
+
+    def format(self, record: logging.LogRecord) -> str:
+        second = int(record.created)
+        if second != self._second:  # strftime once per second, not once per line
+            self._second_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self._second = second
+        entry = {
+            "ts": f"{self._second_text}.{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        fields = record.__dict__
+        for key in fields.keys() - _STANDARD:
+            entry[key] = fields[key]
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False, default=str)
+
+
+class BatchedStreamHandler(logging.StreamHandler):
+    """A stream handler that writes once per event-loop iteration (see the module docstring)."""
+
+    def __init__(self, stream=None) -> None:
+        super().__init__(stream)
+        self._pending: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record)
+        except Exception:
+            self.handleError(record)
+            return
+        self.write(line, urgent=record.levelno >= logging.WARNING)
+
+    def write(self, line: str, *, urgent: bool = False) -> None:
+        """Queue one formatted line; ``urgent`` lines (warnings and worse) go out at once."""
+        self._pending.append(line + "\n")
+        if urgent:
+            self.flush()
+            return
+        if len(self._pending) > 1:
+            return  # a flush is already scheduled
+        try:
+            asyncio.get_running_loop().call_soon(self.flush)
+        except RuntimeError:  # no event loop: write now
+            self.flush()
+
+    def flush(self) -> None:
+        if not self._pending:
+            return
+        lines, self._pending = self._pending, []
+        try:
+            self.stream.write("".join(lines))
+            self.stream.flush()
+        except (OSError, ValueError):  # stdout closed or gone: nothing better to do
+            pass
+
+
+class AccessLog:
+    """The one log line of every request. With the JSON handler installed by :func:`configure`
+    it is formatted here and queued on that handler directly, skipping the LogRecord machinery
+    (a noticeable share of a request's cost); otherwise it is an ordinary ``info`` record.
+    The line has the same fields either way."""
+
+    handler: BatchedStreamHandler | None = None  # set by configure()
+
+    def __init__(self, logger: logging.Logger) -> None:
+        self.logger = logger
+        self._second = -1
+        self._second_text = ""
+
+    def enabled(self) -> bool:
+        return self.logger.isEnabledFor(logging.INFO)
+
+    def write(self, fields: dict[str, object]) -> None:
+        handler = AccessLog.handler
+        if handler is None or self.logger.handlers or not self.logger.propagate:
+            self.logger.info("request", extra=fields)
+            return
+        now = time.time()
+        second = int(now)
+        if second != self._second:
+            self._second_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self._second = second
+        entry = {
+            "ts": f"{self._second_text}.{int((now - second) * 1000):03d}Z",
+            "level": "info",
+            "logger": self.logger.name,
+            "message": "request",
+            **fields,
+        }
+        handler.write(json.dumps(entry, ensure_ascii=False, default=str))
+
+
+def configure(level: str) -> None:
+    # Per-record extras nobody reads here, each costing time on every line: the caller's
+    # file and line (a stack walk), thread, process and task names.
+    logging._srcfile = None
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
+    logging.logAsyncioTasks = False
+    handler = BatchedStreamHandler(sys.stdout)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    AccessLog.handler = handler
+    root.setLevel(level.upper())
+    # uvicorn's own loggers go through the same JSON handler; its access log is replaced by ours.
+    for name in ("uvicorn", "uvicorn.error"):
+        logging.getLogger(name).handlers[:] = []
+        logging.getLogger(name).propagate = True
+    logging.getLogger("uvicorn.access").disabled = True

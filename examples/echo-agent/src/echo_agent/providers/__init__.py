@@ -1,0 +1,61 @@
+"""Model providers: one module each, all with the same small streaming interface."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from ..settings import Settings
+
+
+@dataclass(slots=True)
+class ModelCall:
+    model: str
+    instructions: str | None
+    conversation: list[dict[str, Any]]
+    temperature: float | None = None
+    top_p: float | None = None
+    max_output_tokens: int | None = None
+
+
+@dataclass(slots=True)
+class Usage:
+    """Filled in by the provider while it streams."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    incomplete_reason: str | None = None  # "max_output_tokens" when the answer was cut short
+
+
+class ModelProvider(Protocol):
+    name: str
+
+    def stream(self, call: ModelCall, usage: Usage) -> AsyncIterator[str]:
+        """Yield the answer text in pieces, updating ``usage`` as it goes."""
+        ...
+
+
+def item_text(item: dict[str, Any]) -> str:
+    """The text of a message item (its text parts joined); empty for other item types."""
+    if item.get("type") != "message":
+        return ""
+    content = item["content"]
+    if len(content) == 1:  # the usual case
+        return content[0].get("text", "")
+    return "".join(part.get("text", "") for part in content if "text" in part)
+
+
+PROVIDERS = ("echo",)
+
+
+def load_provider(settings: Settings) -> ModelProvider:
+    """The provider ``settings.model_provider`` names, configured from ``settings``; imported
+    lazily so unused providers cost nothing."""
+    name = settings.model_provider
+    if name == "echo":
+        from .echo import EchoProvider
+
+        return EchoProvider(delay=settings.echo_delay)
+    raise ValueError(f"unknown model provider {name!r}; known providers: {', '.join(PROVIDERS)}")

@@ -1,0 +1,79 @@
+"""Run the app under uvicorn with a graceful SIGTERM drain.
+
+On SIGTERM (or SIGINT): readiness turns 503 and new work is refused with 503; in-flight
+requests get up to ``DRAIN_TIMEOUT`` seconds to finish; then the server stops and the process
+exits 0. A second signal stops at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+
+import uvicorn
+
+from . import logs
+from .app import AgentServer, create_app
+from .settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+class DrainingServer(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config, agent_server: AgentServer, drain_timeout: float):
+        super().__init__(config)
+        self.agent_server = agent_server
+        self.drain_timeout = drain_timeout
+        self._drain_task: asyncio.Task | None = None
+
+    def handle_exit(self, sig, frame) -> None:
+        if self.agent_server.draining:  # second signal: stop now
+            super().handle_exit(sig, frame)
+            return
+        self.agent_server.draining = True
+        logger.info("draining", extra={"in_flight": self.agent_server.busy,
+                                       "drain_timeout": self.drain_timeout})
+        loop = asyncio.get_event_loop()
+        loop.call_soon_threadsafe(self._start_drain)
+
+    def _start_drain(self) -> None:
+        self._drain_task = asyncio.get_running_loop().create_task(self._drain())
+
+    async def _drain(self) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.drain_timeout
+        while self.agent_server.busy and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+        if self.agent_server.busy:
+            logger.warning("drain timed out", extra={"in_flight": self.agent_server.busy})
+        else:
+            logger.info("drained")
+        self.should_exit = True
+
+
+def serve(settings: Settings | None = None) -> int:
+    settings = settings or Settings.from_env()
+    logs.configure(settings.log_level)
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        lifespan="off",
+        server_header=False,
+        timeout_graceful_shutdown=1,
+    )
+    server = DrainingServer(config, app.state.server, settings.drain_timeout)
+    logger.info(
+        "listening",
+        extra={"host": settings.host, "port": settings.port, "agent": settings.agent_name,
+               "model_provider": settings.model_provider, "model": settings.model_name},
+    )
+    # Start-up objects live as long as the process: keep them out of every future GC pass.
+    gc.collect()
+    gc.freeze()
+    server.run()
+    return 0

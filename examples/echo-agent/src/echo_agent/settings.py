@@ -1,0 +1,127 @@
+"""Run-time settings: environment variables over ``agent.yaml`` over built-in defaults.
+
+| variable               | default                  | meaning                                     |
+|------------------------|--------------------------|---------------------------------------------|
+| PORT                   | runtime.port or 8088     | listen port                                 |
+| HOST                   | 0.0.0.0                  | listen address                              |
+| LOG_LEVEL              | info                     | debug, info, warning, error                 |
+| DRAIN_TIMEOUT          | 30                       | seconds SIGTERM waits for in-flight work    |
+| MAX_REQUEST_BYTES      | 16777216                 | larger bodies get 413                       |
+| SSE_KEEPALIVE_INTERVAL | 15                       | seconds of silence before `: keep-alive`    |
+| RESPONSE_STORE_SIZE    | 1000                     | stored responses kept (least recently used  |
+|                        |                          | are evicted first)                          |
+| MODEL_PROVIDER         | model.provider or echo   | which provider module answers               |
+| MODEL_NAME             | model.name or echo-1     | model name reported and sent upstream       |
+| ECHO_DELAY             | 0                        | echo provider: seconds before each word     |
+| AGENT_MANIFEST         | agent.yaml of the repo   | where the manifest is read from             |
+| FOUNDRY_*              | unset                    | identity Foundry injects (see FoundryEnv)   |
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+DEFAULT_MANIFEST = Path(__file__).resolve().parents[2] / "agent.yaml"
+
+
+class SettingsError(Exception):
+    """A setting that cannot work; the message names the variable and the fix."""
+
+
+@dataclass(frozen=True, slots=True)
+class FoundryEnv:
+    """What Azure AI Foundry injects into a hosted agent's container."""
+
+    project_endpoint: str | None = None
+    agent_id: str | None = None
+    agent_name: str | None = None
+    agent_version: str | None = None
+    session_id: str | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> FoundryEnv:
+        return cls(
+            project_endpoint=env.get("FOUNDRY_PROJECT_ENDPOINT") or None,
+            agent_id=env.get("FOUNDRY_AGENT_ID") or None,
+            agent_name=env.get("FOUNDRY_AGENT_NAME") or None,
+            agent_version=env.get("FOUNDRY_AGENT_VERSION") or None,
+            session_id=env.get("FOUNDRY_AGENT_SESSION_ID") or None,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    agent_name: str = "agent"
+    instructions: str | None = None
+    model_provider: str = "echo"
+    model_name: str = "echo-1"
+    host: str = "0.0.0.0"
+    port: int = 8088
+    log_level: str = "info"
+    drain_timeout: float = 30.0
+    max_request_bytes: int = 16 * 1024 * 1024
+    sse_keepalive_interval: float = 15.0
+    response_store_size: int = 1000
+    echo_delay: float = 0.0
+    foundry: FoundryEnv = field(default_factory=FoundryEnv)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        manifest = load_manifest(Path(env.get("AGENT_MANIFEST") or DEFAULT_MANIFEST))
+        model = manifest.get("model") or {}
+        runtime = manifest.get("runtime") or {}
+        return cls(
+            agent_name=env.get("FOUNDRY_AGENT_NAME") or manifest.get("name") or "agent",
+            instructions=manifest.get("instructions"),
+            model_provider=env.get("MODEL_PROVIDER") or model.get("provider") or "echo",
+            model_name=env.get("MODEL_NAME") or model.get("name") or "echo-1",
+            host=env.get("HOST") or "0.0.0.0",
+            port=_number(env, "PORT", int, runtime.get("port", 8088), 1, 65535),
+            log_level=_log_level(env.get("LOG_LEVEL") or "info"),
+            drain_timeout=_number(env, "DRAIN_TIMEOUT", float, 30.0, 0, 3600),
+            max_request_bytes=_number(env, "MAX_REQUEST_BYTES", int, 16 * 1024 * 1024, 1, 2**31),
+            sse_keepalive_interval=_number(env, "SSE_KEEPALIVE_INTERVAL", float, 15.0, 0, 3600),
+            response_store_size=_number(env, "RESPONSE_STORE_SIZE", int, 1000, 0, 10_000_000),
+            echo_delay=_number(env, "ECHO_DELAY", float, 0.0, 0, 60),
+            foundry=FoundryEnv.from_env(env),
+        )
+
+
+def load_manifest(path: Path) -> dict[str, Any]:
+    """The parts of ``agent.yaml`` the server uses; an absent file means defaults."""
+    if not path.is_file():
+        return {}
+    import yaml  # only when a manifest exists
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise SettingsError(f"{path} is not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise SettingsError(f"{path} must hold a mapping at the top level.")
+    return data
+
+
+def _number(env: Mapping[str, str], name: str, kind: type, default: Any, low: float, high: float):
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return kind(default)
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a {kind.__name__}.") from None
+    if not low <= value <= high:
+        raise SettingsError(f"{name}={raw!r} is out of range: use {low:g} to {high:g}.")
+    return value
+
+
+def _log_level(raw: str) -> str:
+    level = raw.lower()
+    if level not in ("debug", "info", "warning", "error", "critical"):
+        raise SettingsError(f"LOG_LEVEL={raw!r}: use debug, info, warning, error or critical.")
+    return level
