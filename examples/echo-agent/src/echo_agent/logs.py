@@ -1,8 +1,9 @@
 """Structured JSON logs on stdout, one object per line.
 
-Under load the access log writes a line per request; :class:`BatchedStreamHandler` writes the
-lines of one event-loop iteration with one system call (warnings and errors at once), so
-logging costs little without delaying any line past the current iteration.
+Under load the access log writes a line per request, and a write system call per line costs
+as much as a good share of the request itself. :class:`BatchedStreamHandler` therefore collects
+info and debug lines for at most ``FLUSH_INTERVAL`` seconds (or ``FLUSH_BYTES``) and writes them
+with one call; warnings and errors go out at once, and everything pending is written at exit.
 """
 
 from __future__ import annotations
@@ -45,12 +46,17 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False, default=str)
 
 
+FLUSH_INTERVAL = 0.05  # seconds an info line may wait
+FLUSH_BYTES = 64 * 1024
+
+
 class BatchedStreamHandler(logging.StreamHandler):
-    """A stream handler that writes once per event-loop iteration (see the module docstring)."""
+    """A stream handler that writes in batches (see the module docstring)."""
 
     def __init__(self, stream=None) -> None:
         super().__init__(stream)
         self._pending: list[str] = []
+        self._pending_bytes = 0
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
@@ -63,20 +69,21 @@ class BatchedStreamHandler(logging.StreamHandler):
     def write(self, line: str, *, urgent: bool = False) -> None:
         """Queue one formatted line; ``urgent`` lines (warnings and worse) go out at once."""
         self._pending.append(line + "\n")
-        if urgent:
+        self._pending_bytes += len(line) + 1
+        if urgent or self._pending_bytes >= FLUSH_BYTES:
             self.flush()
             return
         if len(self._pending) > 1:
             return  # a flush is already scheduled
         try:
-            asyncio.get_running_loop().call_soon(self.flush)
+            asyncio.get_running_loop().call_later(FLUSH_INTERVAL, self.flush)
         except RuntimeError:  # no event loop: write now
             self.flush()
 
     def flush(self) -> None:
         if not self._pending:
             return
-        lines, self._pending = self._pending, []
+        lines, self._pending, self._pending_bytes = self._pending, [], 0
         try:
             self.stream.write("".join(lines))
             self.stream.flush()
