@@ -157,7 +157,7 @@ async def test_sigterm_waits_for_a_background_run_to_finish(agent_process):
     assert time.monotonic() - started >= 1.0  # it waited for the run, not just for requests
 
 
-async def test_sigterm_exits_after_drain_timeout_when_a_stream_outlasts_it(agent_process):
+async def test_sigterm_ends_a_stream_that_outlasts_the_drain_with_response_failed(agent_process):
     agent = agent_process(ECHO_DELAY="0.5", DRAIN_TIMEOUT="0.5")
     seen: list[str] = []
     async with httpx.AsyncClient(base_url=agent.base_url, timeout=10) as http:
@@ -168,12 +168,42 @@ async def test_sigterm_exits_after_drain_timeout_when_a_stream_outlasts_it(agent
 
             started = time.monotonic()
             agent.terminate()
+            await read_until(lines, "data: [DONE]", seen)
             code = await anyio.to_thread.run_sync(agent.process.wait, 10)
-            await read_rest(lines, seen)
 
     assert code == 0
-    assert time.monotonic() - started < 8  # DRAIN_TIMEOUT plus uvicorn's own short grace
-    assert "event: response.completed" not in seen  # the stream was cut, not waited for
+    assert time.monotonic() - started < 8  # DRAIN_TIMEOUT plus a short grace, not 20 s
+    assert "event: response.completed" not in seen
+    failed = next(line for line in seen if '"type":"response.failed"' in line)
+    assert '"code":"server_shutting_down"' in failed
+
+
+async def test_runs_stopped_at_shutdown_fail_with_server_shutting_down(make_app, http_for):
+    async def endless(ctx):
+        yield "working "
+        await anyio.sleep(30)
+        yield "never"
+
+    app = make_app(agent=endless)
+    http = http_for(app)
+    async with anyio.create_task_group() as group:
+        replies: dict[str, httpx.Response] = {}
+
+        async def call(name: str, stream: bool) -> None:
+            replies[name] = await http.post("/responses", json={"input": "x", "stream": stream})
+
+        group.start_soon(call, "json", False)
+        group.start_soon(call, "stream", True)
+        with anyio.fail_after(5):
+            while len(app.state.server.runs) < 2 or app.state.server.in_flight < 2:
+                await anyio.sleep(0.01)
+            await anyio.sleep(0.05)
+            assert app.state.server.abort_runs() == 2
+
+    assert replies["json"].status_code == 503
+    assert replies["json"].json()["error"]["code"] == "server_shutting_down"
+    assert replies["stream"].text.endswith("data: [DONE]\n\n")
+    assert '"code":"server_shutting_down"' in replies["stream"].text
 
 
 async def test_sigterm_with_nothing_in_flight_exits_0_at_once(agent_process):

@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import time
+import weakref
 from functools import partial
 from typing import Any
 
@@ -33,7 +34,7 @@ from .logs import AccessLog
 from .objects import new_response
 from .protocol import CreateRequest, parse_create_request
 from .providers import load_provider
-from .runs import AgentFunction, BackgroundRun, ResponseRun
+from .runs import SHUTTING_DOWN, AgentFunction, BackgroundRun, ResponseRun
 from .settings import Settings
 from .sse import EventStreamResponse
 from .store import ResponseStore, StoredResponse
@@ -50,6 +51,13 @@ class JSONBody(Response):
 
     def render(self, content: Any) -> bytes:
         return _dumps(content).encode()
+
+
+def failure_response(response: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
+    """The HTTP error for a response that failed without streaming (503 when shutting down)."""
+    error = response["error"]
+    kind = ServiceUnavailable if error["code"] == SHUTTING_DOWN[0] else APIError
+    return error_response(kind(error["message"], code=error["code"]), headers)
 
 
 def error_response(error: APIError, headers: dict[str, str] | None = None) -> Response:
@@ -70,6 +78,11 @@ class AgentServer:
         self.draining = False
         self.in_flight = 0  # requests being served (health checks excluded)
         self.background_runs: set[BackgroundRun] = set()
+        self.runs: weakref.WeakSet[ResponseRun] = weakref.WeakSet()  # for abort_runs()
+
+    def abort_runs(self) -> int:
+        """End every run still going as failed (``server_shutting_down``); how many there were."""
+        return sum(run.abort() for run in list(self.runs))
 
     @property
     def busy(self) -> int:
@@ -106,8 +119,7 @@ class AgentServer:
             )
         response = await run.complete()
         if response["status"] == "failed":
-            error = APIError(response["error"]["message"], code=response["error"]["code"])
-            return error_response(error, headers)
+            return failure_response(response, headers)
         return JSONBody(response, headers=headers)
 
     def _start(self, create: CreateRequest, request: Request) -> tuple[ResponseRun, StoredResponse]:
@@ -164,6 +176,7 @@ class AgentServer:
         )
         run = ResponseRun(response, ctx, self.agent)
         run.on_end = partial(self._remember, run, entry)
+        self.runs.add(run)
         return run, entry
 
     def _remember(self, run: ResponseRun, entry: StoredResponse) -> None:
@@ -255,8 +268,7 @@ class AgentServer:
         run, entry = self._start(create, request)
         response = await run.complete()
         if response["status"] == "failed":
-            error = APIError(response["error"]["message"], code=response["error"]["code"])
-            return error_response(error)
+            return failure_response(response)
         output_text = "".join(
             part["text"] for item in response["output"] for part in item["content"]
         )

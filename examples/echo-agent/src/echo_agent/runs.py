@@ -39,6 +39,8 @@ logger = logging.getLogger(__name__)
 AgentFunction = Callable[[AgentContext], AsyncIterator[str]]
 TERMINAL_STATUSES = frozenset({"completed", "incomplete", "failed", "cancelled"})
 GENERIC_FAILURE = "The agent failed; the server log has the details."
+SHUTTING_DOWN = ("server_shutting_down",
+                 "The agent was stopped because the server is shutting down; retry the request.")
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
@@ -55,6 +57,24 @@ class ResponseRun:
         # Called once, on reaching the final state, before the terminal event is sent: the
         # server stores the response there, so a client reading that event can fetch it.
         self.on_end: Callable[[], None] | None = None
+        self.task: asyncio.Task | None = None  # the task producing the response
+        self.aborted = False
+
+    def abort(self) -> bool:
+        """Stop a run that is still going (the shutdown drain ran out of time): it ends as
+        ``failed`` with ``server_shutting_down``, and a stream still gets its terminal event."""
+        if self.ended or self.task is None or self.task.done():
+            return False
+        self.aborted = True
+        self.task.cancel()
+        return True
+
+    def _stopped(self) -> None:
+        """Turn the cancellation that :meth:`abort` caused into the failed state."""
+        task = asyncio.current_task()
+        if task is not None and hasattr(task, "uncancel"):  # Python 3.11+
+            task.uncancel()
+        self._fail(*SHUTTING_DOWN)
 
     def _end(self) -> None:
         self.ended = True
@@ -83,6 +103,7 @@ class ResponseRun:
         first pause, and every delta the agent produces without pausing joins the batch. The
         events and their order are the same either way; only the number of writes changes.
         """
+        self.task = asyncio.current_task()
         try:
             chunks = self.agent(self.ctx)
         except Exception as exc:
@@ -130,6 +151,11 @@ class ResponseRun:
                                                  delta=chunk, logprobs=[]))
         except Exception as exc:
             self._fail(*_failure(exc))
+        except asyncio.CancelledError:
+            if not self.aborted:
+                raise
+            self._stopped()
+        if self.ended:  # failed
             batch.append(self.response_frame("response.failed"))
             if done_marker:
                 batch.append(DONE)
@@ -149,6 +175,7 @@ class ResponseRun:
 
     async def complete(self) -> dict[str, Any]:
         """Run to the end without streaming; returns the final response."""
+        self.task = asyncio.current_task()
         try:
             chunks = self.agent(self.ctx)
             self.response["status"] = "in_progress"
@@ -159,6 +186,11 @@ class ResponseRun:
                         pieces.append(chunk)
         except Exception as exc:
             self._fail(*_failure(exc))
+            return self.response
+        except asyncio.CancelledError:
+            if not self.aborted:
+                raise
+            self._stopped()
             return self.response
         self._finish("".join(pieces), new_id("msg"))
         return self.response

@@ -46,7 +46,13 @@ class DrainingServer(uvicorn.Server):
         while self.agent_server.busy and loop.time() < deadline:
             await asyncio.sleep(0.05)
         if self.agent_server.busy:
-            logger.warning("drain timed out", extra={"in_flight": self.agent_server.busy})
+            aborted = self.agent_server.abort_runs()
+            logger.warning("drain timed out: stopping what is left",
+                           extra={"in_flight": self.agent_server.busy, "runs_stopped": aborted})
+            # Let the stopped runs send their terminal events before the server closes.
+            grace = loop.time() + 2
+            while self.agent_server.busy and loop.time() < grace:
+                await asyncio.sleep(0.05)
         else:
             logger.info("drained")
         self.should_exit = True
