@@ -14,6 +14,7 @@ import logging
 import sys
 import time
 
+_encode = json.JSONEncoder(ensure_ascii=False, default=str).encode
 # Attributes every LogRecord has; anything else passed via ``extra=`` is emitted as a field.
 # uvicorn adds ``color_message`` (the message with ANSI colours) to its records: dropped too.
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {
@@ -43,7 +44,7 @@ class JsonFormatter(logging.Formatter):
             entry[key] = fields[key]
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, ensure_ascii=False, default=str)
+        return _encode(entry)
 
 
 FLUSH_INTERVAL = 0.05  # seconds an info line may wait
@@ -124,7 +125,7 @@ class AccessLog:
             "message": "request",
             **fields,
         }
-        handler.write(json.dumps(entry, ensure_ascii=False, default=str))
+        handler.write(_encode(entry))
 
 
 def configure(level: str) -> None:
