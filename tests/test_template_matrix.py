@@ -13,6 +13,7 @@ import yaml
 from allpairspy import AllPairs
 
 from tests.conftest import render, run
+from toolkit.manifest import load_manifest
 
 ANSWER_VALUES: dict[str, list[Any]] = {
     "python_version": ["3.10", "3.11", "3.12", "3.13"],
@@ -63,6 +64,7 @@ def test_covering_set_holds_every_pair_of_values():
 @pytest.mark.parametrize("answers", COMBINATIONS, ids=map(combination_id, COMBINATIONS))
 def test_render_lints_and_passes_its_own_tests(tmp_path: Path, answers: dict[str, Any]):
     project = render(tmp_path / "agent", **answers)
+    load_manifest(project)  # the toolkit accepts what the template writes
     manifest = yaml.safe_load((project / "agent.yaml").read_text())
     assert manifest["name"] == answers["slug"]
     assert manifest["runtime"]["port"] == answers["port"]

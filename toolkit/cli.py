@@ -95,5 +95,29 @@ def new(directory: Path, defaults: bool, data: tuple[str, ...], force: bool, as_
         click.echo(f"  {step}")
 
 
+@cli.command()
+@click.argument("directory", type=click.Path(path_type=Path), default=".")
+@JSON_OPTION
+@handle_errors
+def check(directory: Path, as_json: bool) -> None:
+    """Validate DIRECTORY's agent.yaml (default: the current directory)."""
+    from toolkit.manifest import find_manifest, load_manifest
+
+    manifest = load_manifest(directory)
+    path = find_manifest(directory)
+    if as_json:
+        click.echo(json.dumps({"path": str(path), "valid": True, "name": manifest.name}))
+        return
+    click.secho(f"{path}: valid ({manifest.name}, model {manifest.model.provider})", fg="green")
+
+
+@cli.command()
+def schema() -> None:
+    """Print the JSON Schema of agent.yaml (for editors and CI linters)."""
+    from toolkit.manifest import json_schema
+
+    click.echo(json.dumps(json_schema(), indent=2))
+
+
 def main() -> None:
     cli(prog_name="actk")

@@ -1,0 +1,306 @@
+"""`agent.yaml`: the models (pydantic v2), loading, validation messages and JSON Schema export.
+
+One file describes the agent for every command; flags override it. A wrong field is reported
+as ``agent.yaml: <field path>: <what is wrong>`` with a hint naming the fix, never a traceback.
+Cloud targets are validated loosely here (their own modules check them before any call).
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from toolkit.errors import ManifestError
+
+MANIFEST_NAME = "agent.yaml"
+NAME_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+INPUT_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
+METADATA_MAX_PAIRS, METADATA_MAX_KEY, METADATA_MAX_VALUE = 16, 64, 512
+PROVIDERS = ("echo", "openai", "azure-openai", "anthropic", "dashscope")
+SCHEMA_TYPES = ("string", "number", "integer", "boolean", "array", "object")
+
+
+class Strict(BaseModel):
+    """Unknown keys are errors: a typo must not be silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class InputSchema(Strict):
+    type: Literal["string", "number", "integer", "boolean", "array", "object"]
+    items: InputSchema | None = None
+    description: str | None = None
+
+
+class StructuredInput(Strict):
+    description: str = ""
+    required: bool = False
+    default_value: Any = None
+    schema_: InputSchema = Field(default_factory=lambda: InputSchema(type="string"), alias="schema")
+
+    @model_validator(mode="after")
+    def _default_matches_schema(self) -> StructuredInput:
+        if self.default_value is not None and not value_matches(self.default_value, self.schema_):
+            raise ValueError(f"default_value {self.default_value!r} is not a {self.schema_.type}")
+        return self
+
+
+class ModelSettings(Strict):
+    provider: Literal["echo", "openai", "azure-openai", "anthropic", "dashscope"] = "echo"
+    name: str = "echo-1"
+
+
+class JsonSchemaFormat(Strict):
+    name: str
+    schema_: dict[str, Any] = Field(alias="schema")
+    strict: bool | None = None
+    description: str | None = None
+
+
+class ResponseFormat(Strict):
+    type: Literal["text", "json_object", "json_schema"] = "text"
+    json_schema: JsonSchemaFormat | None = None
+
+    @model_validator(mode="after")
+    def _schema_when_needed(self) -> ResponseFormat:
+        if self.type == "json_schema" and self.json_schema is None:
+            raise ValueError("type json_schema needs a json_schema: {name, schema}")
+        return self
+
+
+class ImageSettings(Strict):
+    repository: str | None = None
+    tag: str = "{git_sha}"
+
+
+class BuildSettings(Strict):
+    context: str = "."
+    dockerfile: str = "Dockerfile"
+    platform: str = "linux/amd64"
+    base_image: str = "python:3.12-slim"
+    args: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("platform")
+    @classmethod
+    def _platform(cls, value: str) -> str:
+        if not re.match(r"^linux/(amd64|arm64)(/v8)?$", value):
+            raise ValueError("use linux/amd64 (what the cloud runtimes run) or linux/arm64")
+        return value
+
+
+class RuntimeSettings(Strict):
+    port: int = Field(8088, ge=1, le=65535)
+    cpu: str = "1"
+    memory: str = "2Gi"
+    env: dict[str, str] = Field(default_factory=dict)
+    secrets: list[str] = Field(default_factory=list)
+
+    @field_validator("env")
+    @classmethod
+    def _env_names(cls, value: dict[str, str]) -> dict[str, str]:
+        for name in value:
+            if not ENV_NAME.match(name):
+                raise ValueError(
+                    f"{name!r} is not an environment variable name ([A-Za-z_][A-Za-z0-9_]*)"
+                )
+        return value
+
+    @field_validator("secrets")
+    @classmethod
+    def _secret_names(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if not ENV_NAME.match(name):
+                raise ValueError(
+                    f"{name!r} is not an environment variable name; list names only, the values "
+                    "come from your environment at deploy time"
+                )
+        return value
+
+
+class Targets(Strict):
+    # Each target's own module validates its section before making any call.
+    azure: dict[str, Any] | None = None
+    alibaba: dict[str, Any] | None = None
+    anthropic: dict[str, Any] | None = None
+
+
+class Manifest(Strict):
+    name: str = Field(pattern=NAME_PATTERN)
+    description: str = Field("", max_length=512)
+    metadata: dict[str, str] = Field(default_factory=dict)
+    instructions: str | None = None
+    structured_inputs: dict[str, StructuredInput] = Field(default_factory=dict)
+    model: ModelSettings = Field(default_factory=ModelSettings)
+    tools: list[dict[str, Any]] = Field(default_factory=list)
+    tool_resources: dict[str, Any] = Field(default_factory=dict)
+    temperature: float | None = Field(None, ge=0, le=2)
+    top_p: float | None = Field(None, ge=0, le=1)
+    response_format: ResponseFormat | None = None
+    image: ImageSettings = Field(default_factory=ImageSettings)
+    build: BuildSettings = Field(default_factory=BuildSettings)
+    runtime: RuntimeSettings = Field(default_factory=RuntimeSettings)
+    targets: Targets = Field(default_factory=Targets)
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata_limits(cls, value: dict[str, str]) -> dict[str, str]:
+        if len(value) > METADATA_MAX_PAIRS:
+            raise ValueError(f"{len(value)} pairs; at most {METADATA_MAX_PAIRS} are allowed")
+        for key, item in value.items():
+            if len(key) > METADATA_MAX_KEY:
+                raise ValueError(f"key {key[:20]!r}… is longer than {METADATA_MAX_KEY} characters")
+            if len(item) > METADATA_MAX_VALUE:
+                raise ValueError(f"value of {key!r} is longer than {METADATA_MAX_VALUE} characters")
+        return value
+
+    @field_validator("structured_inputs")
+    @classmethod
+    def _input_names(cls, value: dict[str, StructuredInput]) -> dict[str, StructuredInput]:
+        for name in value:
+            if not INPUT_NAME.match(name):
+                raise ValueError(f"{name!r} is not a valid input name (letters, digits, '_', '-')")
+        return value
+
+
+def value_matches(value: Any, schema: InputSchema) -> bool:
+    """Whether ``value`` is of the JSON Schema ``type`` (booleans are not numbers)."""
+    kind = schema.type
+    if kind == "string":
+        return isinstance(value, str)
+    if kind == "boolean":
+        return isinstance(value, bool)
+    if kind == "integer":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "number":
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind == "array":
+        return isinstance(value, list) and (
+            schema.items is None or all(value_matches(item, schema.items) for item in value)
+        )
+    return isinstance(value, dict)
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of agent.yaml, for editors (``actk schema``)."""
+    schema = Manifest.model_json_schema(by_alias=True)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "agent.yaml (Agent Container Toolkit)"
+    return schema
+
+
+def find_manifest(start: Path) -> Path:
+    """``start`` itself when it is a file, else ``start/agent.yaml``."""
+    path = start if start.is_file() else start / MANIFEST_NAME
+    if not path.is_file():
+        raise ManifestError(
+            f"{path} not found",
+            hint="run the command in a repository made by `actk new`, or pass its directory",
+        )
+    return path
+
+
+def load_manifest(start: Path) -> Manifest:
+    """Read and validate agent.yaml; every problem becomes one :class:`ManifestError`."""
+    import yaml
+
+    path = find_manifest(start)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ManifestError(
+            f"{path.name} is not valid YAML{where}: {problem}",
+            hint="fix the YAML syntax (indentation, quotes, colons)",
+        ) from None
+    if not isinstance(data, dict):
+        raise ManifestError(
+            f"{path.name} must be a mapping of fields (name: …, model: …)",
+            hint="start from the agent.yaml that `actk new` writes",
+        )
+    try:
+        return Manifest.model_validate(data)
+    except ValidationError as exc:
+        raise manifest_error(path.name, exc) from None
+
+
+def manifest_error(file_name: str, exc: ValidationError) -> ManifestError:
+    """One line per problem, each naming the field path; the hint fixes the first."""
+    lines = [f"{file_name}: {_location(error['loc'])}: {_message(error)}" for error in exc.errors()]
+    first = exc.errors()[0]
+    return ManifestError("\n".join(lines), hint=_hint(first))
+
+
+def _location(loc: tuple[Any, ...]) -> str:
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path += ("." if path else "") + str(part)
+    return path or "(top level)"
+
+
+def _message(error: dict[str, Any]) -> str:
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        return "unknown field"
+    if kind == "missing":
+        return "required field is missing"
+    if kind == "string_pattern_mismatch" and error["loc"] == ("name",):
+        return (
+            f"{error['input']!r} is not a valid name: use 1-63 characters of a-z, 0-9 and '-', "
+            "starting and ending with a letter or digit"
+        )
+    if kind in ("less_than_equal", "greater_than_equal", "less_than", "greater_than"):
+        words = {"le": "at most", "ge": "at least", "lt": "below", "gt": "above"}
+        ((bound, limit),) = error["ctx"].items()
+        return f"must be {words[bound]} {limit} (got {error['input']!r})"
+    if kind == "literal_error":
+        return f"{error['input']!r} is not allowed; {error['msg'].lower()}"
+    message = error["msg"]
+    return message.removeprefix("Value error, ")
+
+
+def _hint(error: dict[str, Any]) -> str:
+    loc = error["loc"]
+    if error["type"] == "extra_forbidden":
+        parent = _model_at(loc[:-1])
+        aliases = [f.alias or name for name, f in parent.model_fields.items()] if parent else []
+        close = difflib.get_close_matches(str(loc[-1]), aliases, n=1)
+        if close:
+            return f"did you mean '{close[0]}'? (known fields: {', '.join(aliases)})"
+        return f"remove it; known fields here: {', '.join(aliases) or 'none'}"
+    return f"fix '{_location(loc)}' in agent.yaml (`actk schema` prints every field and its rule)"
+
+
+def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The model class holding the fields at ``loc`` (to suggest names for unknown fields)."""
+    model: type[BaseModel] = Manifest
+    parts = [part for part in loc if not isinstance(part, int)]  # list indices hold no fields
+    while parts:
+        name = parts.pop(0)
+        field = next((f for key, f in model.model_fields.items() if name in (key, f.alias)), None)
+        inner = _model_of(field.annotation) if field else None
+        if inner is None:
+            return None
+        if get_origin(field.annotation) is dict and parts:  # dict[str, Model]: skip the key
+            parts.pop(0)
+        model = inner
+    return model
+
+
+def _model_of(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        found = _model_of(arg)
+        if found is not None:
+            return found
+    return None
