@@ -19,7 +19,7 @@ from toolkit.errors import ManifestError
 MANIFEST_NAME = "agent.yaml"
 NAME_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-INPUT_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
+INPUT_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 METADATA_MAX_PAIRS, METADATA_MAX_KEY, METADATA_MAX_VALUE = 16, 64, 512
 PROVIDERS = ("echo", "openai", "azure-openai", "anthropic", "dashscope")
 SCHEMA_TYPES = ("string", "number", "integer", "boolean", "array", "object")
@@ -163,7 +163,7 @@ class Manifest(Strict):
     def _input_names(cls, value: dict[str, StructuredInput]) -> dict[str, StructuredInput]:
         for name in value:
             if not INPUT_NAME.match(name):
-                raise ValueError(f"{name!r} is not a valid input name (letters, digits, '_', '-')")
+                raise ValueError(f"{name!r} is not a valid input name (letters, digits and '_', not starting with a digit)")
         return value
 
 
