@@ -163,7 +163,9 @@ class Manifest(Strict):
     def _input_names(cls, value: dict[str, StructuredInput]) -> dict[str, StructuredInput]:
         for name in value:
             if not INPUT_NAME.match(name):
-                raise ValueError(f"{name!r} is not a valid input name (letters, digits and '_', not starting with a digit)")
+                raise ValueError(
+                    f"{name!r} is not a valid input name (letters, digits and '_', not starting with a digit)"
+                )
         return value
 
 
