@@ -164,7 +164,8 @@ class Manifest(Strict):
         for name in value:
             if not INPUT_NAME.match(name):
                 raise ValueError(
-                    f"{name!r} is not a valid input name (letters, digits and '_', not starting with a digit)"
+                    f"{name!r} is not a valid input name "
+                    "(letters, digits and '_', not starting with a digit)"
                 )
         return value
 
