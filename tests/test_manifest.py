@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, actk
+from tests.conftest import REPO, actk, render
 from toolkit.errors import ManifestError
 from toolkit.manifest import load_manifest
 
@@ -138,3 +138,34 @@ def test_actk_schema_prints_the_json_schema_of_every_field():
     schema = json.loads(result.stdout)
     assert {"name", "model", "runtime", "structured_inputs", "targets"} <= set(schema["properties"])
     assert schema["additionalProperties"] is False
+
+
+def test_actk_check_runs_the_containers_template_checks(tmp_path: Path):
+    project = render(tmp_path / "support-agent")
+    manifest = (project / "agent.yaml").read_text()
+    manifest = manifest.replace("structured_inputs: {}", "structured_inputs:\n  userName: {}")
+    manifest = manifest.replace(
+        "concise and helpful assistant.", "concise and helpful assistant.\n  Greet {{usrName}}."
+    )
+    (project / "agent.yaml").write_text(manifest)
+
+    result = actk("check", str(project))
+
+    assert result.returncode == 3
+    assert "unknown structured input 'usrName' at line 2" in result.stderr
+    assert "declared: userName" in result.stderr
+
+
+def test_actk_check_accepts_declared_placeholders(tmp_path: Path):
+    project = render(tmp_path / "support-agent")
+    manifest = (project / "agent.yaml").read_text()
+    manifest = manifest.replace("structured_inputs: {}", "structured_inputs:\n  userName: {}")
+    manifest = manifest.replace(
+        "concise and helpful assistant.", "concise and helpful assistant.\n  Greet {{userName}}."
+    )
+    (project / "agent.yaml").write_text(manifest)
+
+    result = actk("check", str(project), "--json")
+
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["templates_checked"] is True

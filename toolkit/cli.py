@@ -100,15 +100,33 @@ def new(directory: Path, defaults: bool, data: tuple[str, ...], force: bool, as_
 @JSON_OPTION
 @handle_errors
 def check(directory: Path, as_json: bool) -> None:
-    """Validate DIRECTORY's agent.yaml (default: the current directory)."""
+    """Validate DIRECTORY's agent.yaml (default: the current directory).
+
+    Checks every field, then runs the repository's own start-up checks: structured-input
+    declarations, each Handlebars template, and that every placeholder names a declared input.
+    """
+    from toolkit.agent_code import check_startup
     from toolkit.manifest import find_manifest, load_manifest
 
     manifest = load_manifest(directory)
     path = find_manifest(directory)
+    templates_checked = check_startup(path.parent, path)
     if as_json:
-        click.echo(json.dumps({"path": str(path), "valid": True, "name": manifest.name}))
+        click.echo(
+            json.dumps(
+                {
+                    "path": str(path),
+                    "valid": True,
+                    "name": manifest.name,
+                    "templates_checked": templates_checked,
+                }
+            )
+        )
         return
-    click.secho(f"{path}: valid ({manifest.name}, model {manifest.model.provider})", fg="green")
+    extra = "" if templates_checked else "; this repository has no template checks to run"
+    click.secho(
+        f"{path}: valid ({manifest.name}, model {manifest.model.provider}{extra})", fg="green"
+    )
 
 
 @cli.command()

@@ -21,8 +21,6 @@ NAME_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 INPUT_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 METADATA_MAX_PAIRS, METADATA_MAX_KEY, METADATA_MAX_VALUE = 16, 64, 512
-PROVIDERS = ("echo", "openai", "azure-openai", "anthropic", "dashscope")
-SCHEMA_TYPES = ("string", "number", "integer", "boolean", "array", "object")
 
 
 class Strict(BaseModel):
@@ -51,7 +49,9 @@ class StructuredInput(Strict):
 
 
 class ModelSettings(Strict):
-    provider: Literal["echo", "openai", "azure-openai", "anthropic", "dashscope"] = "echo"
+    provider: Literal[
+        "echo", "openai", "azure-openai", "anthropic", "dashscope", "openai-compatible"
+    ] = "echo"
     name: str = "echo-1"
 
 
