@@ -228,7 +228,8 @@ class AgentProcess:
 
 @pytest.fixture
 def agent_process() -> Iterator[Callable[..., AgentProcess]]:
-    """``agent_process(**env)``: ``python -m <package>`` on a free port, ready to serve."""
+    """``agent_process(**env)``: ``python -m <package>`` on a free port, ready to serve (with
+    the echo model unless ``env`` says otherwise)."""
     if sys.platform == "win32":
         pytest.skip("SIGTERM handling is POSIX-only")
     started: list[subprocess.Popen] = []
@@ -240,6 +241,8 @@ def agent_process() -> Iterator[Callable[..., AgentProcess]]:
             "HOST": "127.0.0.1",
             "PORT": str(port),
             "LOG_LEVEL": "warning",
+            "MODEL_PROVIDER": "echo",  # offline, whatever agent.yaml names
+            "MODEL_NAME": "echo-1",
             "PYTHONPATH": os.pathsep.join(
                 filter(None, [str(REPO_ROOT / "src"), os.environ.get("PYTHONPATH")])
             ),

@@ -28,7 +28,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.mode == "serve":
         from .serve import serve
 
-        return serve(settings)
+        try:
+            return serve(settings)
+        except SettingsError as exc:  # a model provider that cannot work, e.g. without its key
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     return 2  # pragma: no cover - argparse rejects other modes
 
 

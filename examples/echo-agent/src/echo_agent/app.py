@@ -30,6 +30,7 @@ from .errors import (
     UnsupportedMediaType,
 )
 from .ids import is_valid_id, new_id
+from .inputs import compile_inputs
 from .logs import AccessLog
 from .objects import new_response
 from .protocol import CreateRequest, parse_create_request
@@ -72,6 +73,7 @@ class AgentServer:
 
     def __init__(self, settings: Settings, agent: AgentFunction | None = None) -> None:
         self.settings = settings
+        self.inputs = compile_inputs(settings)  # SettingsError if agent.yaml's templates are bad
         self.agent = agent or user_agent.respond
         self.provider = load_provider(settings)
         self.store = ResponseStore(settings.response_store_size)
@@ -146,7 +148,15 @@ class AgentServer:
                 )
             history = previous.history
         settings = self.settings
-        instructions = settings.instructions if create.instructions is None else create.instructions
+        inputs = self.inputs
+        values = inputs.resolve(create.structured_inputs)
+        defaults_only = not create.structured_inputs  # templates pre-rendered at start-up
+        if create.instructions is None:
+            instructions = inputs.manifest_instructions(values, defaults_only)
+        else:
+            instructions = inputs.render_request_text(create.instructions, values, "instructions")
+        items = inputs.render_messages(create.items, values)
+        tools = inputs.manifest_tools(values, defaults_only) + create.tools
         session_id = (
             create.agent_session_id
             or request.headers.get("x-agent-session-id")
@@ -155,9 +165,9 @@ class AgentServer:
         )
         ctx = AgentContext(
             instructions=instructions,
-            conversation=history + create.items,
-            structured_inputs=create.structured_inputs,
-            tools=create.tools,
+            conversation=history + items,
+            structured_inputs=values,
+            tools=tools,
             metadata=create.metadata,
             response_id=response_id,
             session_id=session_id,

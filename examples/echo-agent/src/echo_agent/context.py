@@ -15,6 +15,11 @@ class AgentContext:
 
     ``conversation`` holds the items of earlier turns (via ``previous_response_id``) followed by
     this request's input items. Messages have ``role`` and a list of ``content`` parts.
+
+    ``instructions`` and the text of ``system`` and ``developer`` messages arrive with their
+    Handlebars placeholders already filled from ``structured_inputs`` (the request's values,
+    checked against agent.yaml's declarations, defaults filled in). ``tools`` holds agent.yaml's
+    ``tools`` with their templated fields rendered, followed by the request's ``tools`` as given.
     """
 
     instructions: str | None

@@ -13,6 +13,12 @@
 | MODEL_PROVIDER         | model.provider or echo   | which provider module answers               |
 | MODEL_NAME             | model.name or echo-1     | model name reported and sent upstream       |
 | ECHO_DELAY             | 0                        | echo provider: seconds before each word     |
+| MODEL_BASE_URL         | the provider's endpoint  | remote model API base URL (vLLM, Ollama...) |
+| MODEL_API_KEY_ENV      | OPENAI_API_KEY, ...      | NAME of the variable holding the model key  |
+| AZURE_OPENAI_*         | unset                    | ENDPOINT, API_VERSION, AD_TOKEN (Entra ID)  |
+| MODEL_TIMEOUT          | 60                       | seconds to connect / between model reads    |
+| MODEL_MAX_RETRIES      | 2                        | model retries, before the first token only  |
+|                        |                          | (all of these: providers/config.py)         |
 | AGENT_MANIFEST         | agent.yaml of the repo   | where the manifest is read from             |
 | FOUNDRY_*              | unset                    | identity Foundry injects (see FoundryEnv)   |
 """
@@ -68,14 +74,19 @@ class Settings:
     response_store_size: int = 1000
     echo_delay: float = 0.0
     foundry: FoundryEnv = field(default_factory=FoundryEnv)
+    # agent.yaml's ``structured_inputs`` declarations and ``tools``, as written (inputs.py
+    # checks them and parses their templates).
+    structured_inputs: Mapping[str, Any] = field(default_factory=dict)
+    tools: list[Any] = field(default_factory=list)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
-        manifest = load_manifest(Path(env.get("AGENT_MANIFEST") or DEFAULT_MANIFEST))
+        path = Path(env.get("AGENT_MANIFEST") or DEFAULT_MANIFEST)
+        manifest = load_manifest(path)
         model = manifest.get("model") or {}
         runtime = manifest.get("runtime") or {}
-        return cls(
+        settings = cls(
             agent_name=env.get("FOUNDRY_AGENT_NAME") or manifest.get("name") or "agent",
             instructions=manifest.get("instructions"),
             model_provider=env.get("MODEL_PROVIDER") or model.get("provider") or "echo",
@@ -89,7 +100,13 @@ class Settings:
             response_store_size=_number(env, "RESPONSE_STORE_SIZE", int, 1000, 0, 10_000_000),
             echo_delay=_number(env, "ECHO_DELAY", float, 0.0, 0, 60),
             foundry=FoundryEnv.from_env(env),
+            structured_inputs=manifest.get("structured_inputs") or {},
+            tools=manifest.get("tools") or [],
         )
+        from .inputs import compile_inputs  # imports this module
+
+        compile_inputs(settings, path.name)  # a bad declaration or template stops start-up
+        return settings
 
 
 def load_manifest(path: Path) -> dict[str, Any]:

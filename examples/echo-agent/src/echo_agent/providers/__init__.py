@@ -47,15 +47,33 @@ def item_text(item: dict[str, Any]) -> str:
     return "".join(part.get("text", "") for part in content if "text" in part)
 
 
-PROVIDERS = ("echo",)
+PROVIDERS = ("echo", "openai", "azure-openai", "anthropic", "dashscope", "openai-compatible")
 
 
 def load_provider(settings: Settings) -> ModelProvider:
-    """The provider ``settings.model_provider`` names, configured from ``settings``; imported
-    lazily so unused providers cost nothing."""
+    """The provider ``settings.model_provider`` names, configured from ``settings`` and the
+    environment (see ``config.py``); imported lazily so unused providers cost nothing (the echo
+    container never imports httpx). Raises ``SettingsError`` when the provider cannot work, for
+    example without its key, so the server refuses to start."""
     name = settings.model_provider
     if name == "echo":
         from .echo import EchoProvider
 
         return EchoProvider(delay=settings.echo_delay)
-    raise ValueError(f"unknown model provider {name!r}; known providers: {', '.join(PROVIDERS)}")
+    if name not in PROVIDERS:
+        from ..settings import SettingsError
+
+        raise SettingsError(
+            f"MODEL_PROVIDER={name!r} is not a known model provider; use one of "
+            f"{', '.join(PROVIDERS)}."
+        )
+    from .config import model_config
+
+    config = model_config(settings)
+    if name == "anthropic":
+        from .anthropic import AnthropicProvider
+
+        return AnthropicProvider(config)
+    from .openai_compat import OpenAICompatProvider
+
+    return OpenAICompatProvider(config)
