@@ -384,3 +384,31 @@ async def test_background_response_can_be_continued(make_app, openai_for):
     )
 
     assert seen[-1] == ["first turn", "noted", "second turn"]
+
+
+async def test_the_store_evicts_the_least_recently_used_response(make_app, openai_for):
+    client = openai_for(make_app(response_store_size=2))
+    first = await client.responses.create(model="echo-1", input="one")
+    second = await client.responses.create(model="echo-1", input="two")
+    await client.responses.retrieve(first.id)  # first is now the most recently used
+
+    await client.responses.create(model="echo-1", input="three")
+
+    assert (await client.responses.retrieve(first.id)).id == first.id
+    with pytest.raises(openai.NotFoundError):
+        await client.responses.retrieve(second.id)
+
+
+async def test_continuing_from_an_evicted_response_is_404_naming_previous_response_id(
+    make_app, openai_for
+):
+    client = openai_for(make_app(response_store_size=1))
+    first = await client.responses.create(model="echo-1", input="one")
+    await client.responses.create(model="echo-1", input="two")
+
+    with pytest.raises(openai.NotFoundError) as caught:
+        await client.responses.create(
+            model="echo-1", input="three", previous_response_id=first.id
+        )
+
+    assert caught.value.body["param"] == "previous_response_id"

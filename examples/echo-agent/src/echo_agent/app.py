@@ -21,6 +21,7 @@ from . import agent as user_agent
 from .context import AgentContext
 from .errors import (
     APIError,
+    BadGateway,
     Conflict,
     InvalidRequest,
     MethodNotAllowed,
@@ -29,6 +30,7 @@ from .errors import (
     ServiceUnavailable,
     UnsupportedMediaType,
 )
+from .formats import INVALID_OUTPUT
 from .ids import is_valid_id, new_id
 from .inputs import compile_inputs
 from .logs import AccessLog
@@ -57,7 +59,9 @@ class JSONBody(Response):
 def failure_response(response: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
     """The HTTP error for a response that failed without streaming (503 when shutting down)."""
     error = response["error"]
-    kind = ServiceUnavailable if error["code"] == SHUTTING_DOWN[0] else APIError
+    kind = {SHUTTING_DOWN[0]: ServiceUnavailable, INVALID_OUTPUT: BadGateway}.get(
+        error["code"], APIError
+    )
     return error_response(kind(error["message"], code=error["code"]), headers)
 
 
@@ -163,22 +167,31 @@ class AgentServer:
             or settings.foundry.session_id
             or new_id("sess")
         )
+        # The request's sampling, format and metadata win over agent.yaml's defaults.
+        temperature = settings.temperature if create.temperature is None else create.temperature
+        top_p = settings.top_p if create.top_p is None else create.top_p
+        text_format = (create.text or {}).get("format") or settings.response_format
+        if text_format is not None:
+            text_format = dict(text_format)
+        metadata = create.metadata or dict(settings.metadata)
         ctx = AgentContext(
             instructions=instructions,
             conversation=history + items,
             structured_inputs=values,
             tools=tools,
-            metadata=create.metadata,
+            metadata=metadata,
             response_id=response_id,
             session_id=session_id,
             model=settings.model_name,
             provider=self.provider,
-            temperature=create.temperature,
-            top_p=create.top_p,
+            temperature=temperature,
+            top_p=top_p,
             max_output_tokens=create.max_output_tokens,
+            response_format=text_format,
         )
         response = new_response(create, response_id=response_id, model=settings.model_name,
-                                instructions=instructions)
+                                instructions=instructions, temperature=temperature, top_p=top_p,
+                                text_format=text_format, metadata=metadata)
         entry = StoredResponse(
             response=response,
             inputs=create.items if create.store else [],

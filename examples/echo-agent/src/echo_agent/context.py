@@ -34,6 +34,9 @@ class AgentContext:
     temperature: float | None = None
     top_p: float | None = None
     max_output_tokens: int | None = None
+    # The effective ``text.format`` (the request's, else agent.yaml's ``response_format``);
+    # a JSON format makes the server check the finished answer (formats.py).
+    response_format: dict[str, Any] | None = None
     usage: Usage = field(default_factory=Usage)
 
     def last_user_text(self) -> str:
@@ -51,5 +54,6 @@ class AgentContext:
             temperature=self.temperature,
             top_p=self.top_p,
             max_output_tokens=self.max_output_tokens,
+            response_format=self.response_format,
         )
         return self.provider.stream(call, self.usage)

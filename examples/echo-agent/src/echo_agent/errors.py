@@ -7,6 +7,7 @@
     ├── Conflict              409
     ├── PayloadTooLarge       413
     ├── UnsupportedMediaType  415
+    ├── BadGateway            502 (the model's answer was unusable: ``invalid_model_output``)
     └── ServiceUnavailable    503 (draining on shutdown)
 
     AgentError                raised by agent code or a model provider: the response fails with
@@ -70,6 +71,12 @@ class UnsupportedMediaType(APIError):
     status = 415
     type = "invalid_request_error"
     default_code = "unsupported_media_type"
+
+
+class BadGateway(APIError):
+    status = 502
+    type = "server_error"
+    default_code = "bad_gateway"
 
 
 class ServiceUnavailable(APIError):

@@ -15,9 +15,26 @@ from .protocol import CreateRequest
 
 
 def new_response(
-    request: CreateRequest, *, response_id: str, model: str, instructions: str | None
+    request: CreateRequest,
+    *,
+    response_id: str,
+    model: str,
+    instructions: str | None,
+    temperature: float | None = None,
+    top_p: float | None = None,
+    text_format: dict[str, Any] | None = None,
+    metadata: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The response in its first state: ``in_progress`` (``queued`` for background runs)."""
+    """The response in its first state: ``in_progress`` (``queued`` for background runs).
+
+    ``temperature``, ``top_p``, ``text_format`` and ``metadata`` are the effective values (the
+    request's, else agent.yaml's); left out, the request's own are reported."""
+    if temperature is None:
+        temperature = request.temperature
+    if top_p is None:
+        top_p = request.top_p
+    text = dict(request.text or {})
+    text["format"] = text_format or text.get("format") or {"type": "text"}
     response: dict[str, Any] = {
         "id": response_id,
         "object": "response",
@@ -39,18 +56,18 @@ def new_response(
         "prompt_cache_key": None,
         "service_tier": "default",
         "store": request.store,
-        "temperature": 1.0 if request.temperature is None else request.temperature,
-        "text": request.text or {"format": {"type": "text"}},
+        "temperature": 1.0 if temperature is None else temperature,
+        "text": text,
         "tool_choice": request.tool_choice,
         "tools": request.tools,
         "top_logprobs": 0,
-        "top_p": 1.0 if request.top_p is None else request.top_p,
+        "top_p": 1.0 if top_p is None else top_p,
         "presence_penalty": 0.0,
         "frequency_penalty": 0.0,
         "truncation": request.truncation,
         "usage": None,
         "user": request.user,
-        "metadata": request.metadata,
+        "metadata": request.metadata if metadata is None else metadata,
     }
     if request.conversation is not None:
         response["conversation"] = {"id": request.conversation}

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import InvalidRequest
+from .formats import FormatProblem, check_format
 
 MESSAGE_ROLES = ("user", "system", "developer", "assistant")
 INPUT_PART_TYPES = ("input_text", "input_image", "input_file")
@@ -232,6 +233,18 @@ def _object(body: dict[str, Any], name: str) -> dict[str, Any] | None:
     raise _fail(f"'{name}' must be an object.", name)
 
 
+def _text(body: dict[str, Any]) -> dict[str, Any] | None:
+    """``text``, with ``text.format`` checked (type text, json_object or json_schema)."""
+    text = _object(body, "text")
+    if text is None or text.get("format") is None:
+        return text
+    try:
+        return {**text, "format": check_format(text["format"])}
+    except FormatProblem as problem:
+        raise _fail(f"Invalid 'text.format{problem.where}': {problem.message}",
+                    f"text.format{problem.where}") from None
+
+
 def parse_create_request(body: Any) -> CreateRequest:
     """Validate a decoded JSON body. Unknown top-level fields are ignored (Foundry adds its own)."""
     if not isinstance(body, dict):
@@ -257,7 +270,7 @@ def parse_create_request(body: Any) -> CreateRequest:
         tools=tools or [],
         tool_choice=body.get("tool_choice") or "auto",
         parallel_tool_calls=_optional_bool(body, "parallel_tool_calls", True),
-        text=_object(body, "text"),
+        text=_text(body),
         reasoning=_object(body, "reasoning"),
         truncation=truncation,
         user=_optional_str(body, "user"),

@@ -13,6 +13,11 @@ function raises (a plain function that checks the request and returns the genera
 this way), the stream is a single ``error`` event. Either way :class:`AgentError` shows its
 ``code`` and ``message``; any other exception shows a generic ``server_error``.
 
+When the effective format (``ctx.response_format``) is json_object or json_schema, the finished
+answer is checked (``formats.output_problem``); an answer that is not valid JSON for it fails the
+response with ``invalid_model_output``: ``response.failed`` right after the deltas when
+streaming, a 502 without. An answer cut short (``incomplete``) is not checked.
+
 Streaming yields *batches*: the SSE frames that are ready at the same moment (the four opening
 events, each delta, the closing events), so one socket write carries each batch. Non-streaming
 requests skip the events and build the final state directly.
@@ -30,6 +35,7 @@ from typing import Any
 
 from .context import AgentContext
 from .errors import AgentError
+from .formats import INVALID_OUTPUT, invalid_output_message, output_problem
 from .ids import new_id
 from .objects import message_item, text_part, usage
 from .sse import DONE, encode_event, encode_response_event
@@ -155,13 +161,15 @@ class ResponseRun:
             if not self.aborted:
                 raise
             self._stopped()
+        text = "".join(pieces)
+        if not self.ended:
+            self._check_output(text)
         if self.ended:  # failed
             batch.append(self.response_frame("response.failed"))
             if done_marker:
                 batch.append(DONE)
             yield batch
             return
-        text = "".join(pieces)
         batch.append(self._frame("response.output_text.done", **where, text=text, logprobs=[]))
         batch.append(self._frame("response.content_part.done", **where, part=text_part(text)))
         done_item = self._finish(text, item_id)
@@ -192,10 +200,30 @@ class ResponseRun:
                 raise
             self._stopped()
             return self.response
-        self._finish("".join(pieces), new_id("msg"))
+        text = "".join(pieces)
+        if not self._check_output(text):
+            return self.response
+        self._finish(text, new_id("msg"))
         return self.response
 
     # --- final states ------------------------------------------------------------------------
+
+    def _check_output(self, text: str) -> bool:
+        """Fail the response (``invalid_model_output``) when a complete answer does not fit the
+        requested JSON format; ``True`` when it is fine."""
+        fmt = self.ctx.response_format
+        if self.ctx.usage.incomplete_reason:
+            return True
+        problem = output_problem(text, fmt)
+        if problem is None:
+            return True
+        logger.warning(
+            "the model's answer is not valid JSON for the requested format: %s", problem,
+            extra={"code": INVALID_OUTPUT, "response_id": self.ctx.response_id,
+                   "text_format": fmt["type"] if fmt else None},
+        )
+        self._fail(INVALID_OUTPUT, invalid_output_message(fmt, problem))
+        return False
 
     def _finish(self, text: str, item_id: str) -> dict[str, Any]:
         incomplete = self.ctx.usage.incomplete_reason

@@ -21,6 +21,10 @@
 |                        |                          | (all of these: providers/config.py)         |
 | AGENT_MANIFEST         | agent.yaml of the repo   | where the manifest is read from             |
 | FOUNDRY_*              | unset                    | identity Foundry injects (see FoundryEnv)   |
+
+From agent.yaml only: ``temperature`` (0-2), ``top_p`` (0-1) and ``response_format`` are the
+defaults a request's ``temperature``, ``top_p`` and ``text.format`` override; ``metadata`` is
+the response metadata when a request sends none (see formats.py for the format shapes).
 """
 
 from __future__ import annotations
@@ -78,6 +82,12 @@ class Settings:
     # checks them and parses their templates).
     structured_inputs: Mapping[str, Any] = field(default_factory=dict)
     tools: list[Any] = field(default_factory=list)
+    # agent.yaml's defaults for requests that leave them out. ``response_format`` is kept in
+    # the Responses ``text.format`` shape (formats.py converts the manifest's).
+    temperature: float | None = None
+    top_p: float | None = None
+    response_format: Mapping[str, Any] | None = None
+    metadata: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -92,16 +102,20 @@ class Settings:
             model_provider=env.get("MODEL_PROVIDER") or model.get("provider") or "echo",
             model_name=env.get("MODEL_NAME") or model.get("name") or "echo-1",
             host=env.get("HOST") or "0.0.0.0",
-            port=_number(env, "PORT", int, runtime.get("port", 8088), 1, 65535),
+            port=env_number(env, "PORT", int, runtime.get("port", 8088), 1, 65535),
             log_level=_log_level(env.get("LOG_LEVEL") or "info"),
-            drain_timeout=_number(env, "DRAIN_TIMEOUT", float, 30.0, 0, 3600),
-            max_request_bytes=_number(env, "MAX_REQUEST_BYTES", int, 16 * 1024 * 1024, 1, 2**31),
-            sse_keepalive_interval=_number(env, "SSE_KEEPALIVE_INTERVAL", float, 15.0, 0, 3600),
-            response_store_size=_number(env, "RESPONSE_STORE_SIZE", int, 1000, 0, 10_000_000),
-            echo_delay=_number(env, "ECHO_DELAY", float, 0.0, 0, 60),
+            drain_timeout=env_number(env, "DRAIN_TIMEOUT", float, 30.0, 0, 3600),
+            max_request_bytes=env_number(env, "MAX_REQUEST_BYTES", int, 16 * 1024 * 1024, 1, 2**31),
+            sse_keepalive_interval=env_number(env, "SSE_KEEPALIVE_INTERVAL", float, 15.0, 0, 3600),
+            response_store_size=env_number(env, "RESPONSE_STORE_SIZE", int, 1000, 0, 10_000_000),
+            echo_delay=env_number(env, "ECHO_DELAY", float, 0.0, 0, 60),
             foundry=FoundryEnv.from_env(env),
             structured_inputs=manifest.get("structured_inputs") or {},
             tools=manifest.get("tools") or [],
+            temperature=_manifest_number(manifest, "temperature", 2, path.name),
+            top_p=_manifest_number(manifest, "top_p", 1, path.name),
+            response_format=_manifest_format(manifest.get("response_format"), path.name),
+            metadata=_manifest_metadata(manifest.get("metadata"), path.name),
         )
         from .inputs import compile_inputs  # imports this module
 
@@ -124,9 +138,50 @@ def load_manifest(path: Path) -> dict[str, Any]:
     return data
 
 
-def _number(env: Mapping[str, str], name: str, kind: type, default: Any, low: float, high: float):
-    raw = env.get(name)
-    if raw is None or raw == "":
+def _manifest_number(manifest: Mapping[str, Any], name: str, high: float, source: str):
+    value = manifest.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+        raise SettingsError(f"{source} {name}: must be a number between 0 and {high:g}.")
+    if not 0 <= value <= high:
+        raise SettingsError(f"{source} {name}: must be between 0 and {high:g}; got {value!r}.")
+    return float(value)
+
+
+def _manifest_format(value: Any, source: str) -> dict[str, Any] | None:
+    from .formats import FormatProblem, from_manifest
+
+    try:
+        return from_manifest(value)
+    except FormatProblem as problem:
+        raise SettingsError(
+            f"{source} response_format{problem.where}: {problem.message}"
+        ) from None
+
+
+def _manifest_metadata(value: Any, source: str) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping) or len(value) > 16:
+        raise SettingsError(
+            f"{source} metadata: must be a mapping of at most 16 string keys and values."
+        )
+    for key, item in value.items():
+        if not isinstance(key, str) or len(key) > 64:
+            raise SettingsError(f"{source} metadata: key {key!r} must be a string of at most "
+                                "64 characters.")
+        if not isinstance(item, str) or len(item) > 512:
+            raise SettingsError(f"{source} metadata.{key}: must be a string of at most 512 "
+                                "characters (quote numbers and booleans).")
+    return dict(value)
+
+
+def env_number(env: Mapping[str, str], name: str, kind: type, default: Any, low: float,
+               high: float):
+    """``env[name]`` as ``kind`` within ``[low, high]``, or ``default`` when unset or blank."""
+    raw = (env.get(name) or "").strip()
+    if not raw:
         return kind(default)
     try:
         value = kind(raw)

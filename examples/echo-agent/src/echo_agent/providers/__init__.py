@@ -18,6 +18,10 @@ class ModelCall:
     temperature: float | None = None
     top_p: float | None = None
     max_output_tokens: int | None = None
+    # The answer's format in the Responses ``text.format`` shape (``{"type": "json_object"}``,
+    # ``{"type": "json_schema", "name", "schema", "strict"}``); ``None`` or type text: plain
+    # text. formats.py maps it to each provider's option.
+    response_format: dict[str, Any] | None = None
 
 
 @dataclass(slots=True)

@@ -4,6 +4,10 @@
 ``anthropic-version: 2023-06-01``. The instructions and any system or developer messages become
 ``system``; the rest alternate user/assistant (consecutive turns of one role are merged).
 ``max_tokens`` is required by the API: :data:`DEFAULT_MAX_TOKENS` when the request sets none.
+
+The Messages API has no ``response_format``: for a json_object or json_schema format a short
+instruction asking for JSON (with the schema) is appended to ``system``
+(``formats.json_instruction``); the server still checks the finished answer.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
+from ..formats import json_instruction
 from . import ModelCall, Usage, item_text
 from .remote import RemoteProvider, StreamError, parse_json, sse_events
 
@@ -99,4 +104,7 @@ def anthropic_messages(call: ModelCall) -> tuple[str, list[dict[str, Any]]]:
             messages.append({"role": role, "content": text})
     if not messages or messages[0]["role"] != "user":
         messages.insert(0, {"role": "user", "content": "(continue)"})
+    instruction = json_instruction(call.response_format)
+    if instruction:
+        system.append(instruction)
     return "\n\n".join(system), messages

@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from ..settings import SettingsError
+from ..settings import SettingsError, env_number
 
 if TYPE_CHECKING:
     from ..settings import Settings
@@ -74,8 +74,8 @@ def model_config(settings: Settings, env: Mapping[str, str] | None = None) -> Mo
         "model": settings.model_name,
         "key_env": key_env,
         "api_key": api_key,
-        "timeout": _number(env, "MODEL_TIMEOUT", float, 60.0, 0.001, 3600),
-        "max_retries": _number(env, "MODEL_MAX_RETRIES", int, 2, 0, 10),
+        "timeout": env_number(env, "MODEL_TIMEOUT", float, 60.0, 0.001, 3600),
+        "max_retries": env_number(env, "MODEL_MAX_RETRIES", int, 2, 0, 10),
     }
     if provider == "azure-openai":
         endpoint = (env.get("AZURE_OPENAI_ENDPOINT") or "").strip().rstrip("/") or base_url
@@ -109,16 +109,3 @@ def model_config(settings: Settings, env: Mapping[str, str] | None = None) -> Mo
             "(or set MODEL_API_KEY_ENV to the variable that holds it)."
         )
     return ModelConfig(base_url=base_url or DEFAULT_BASE_URLS[provider], **common)
-
-
-def _number(env: Mapping[str, str], name: str, kind: type, default, low: float, high: float):
-    raw = (env.get(name) or "").strip()
-    if not raw:
-        return kind(default)
-    try:
-        value = kind(raw)
-    except ValueError:
-        raise SettingsError(f"{name}={raw!r} is not a {kind.__name__}.") from None
-    if not low <= value <= high:
-        raise SettingsError(f"{name}={raw!r} is out of range: use {low:g} to {high:g}.")
-    return value

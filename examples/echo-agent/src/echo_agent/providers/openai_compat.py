@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import quote
 
+from ..formats import chat_response_format
 from . import ModelCall, Usage, item_text
 from .remote import RemoteProvider, StreamError, parse_json, sse_events
 
@@ -70,6 +71,9 @@ class OpenAICompatProvider(RemoteProvider):
             body["top_p"] = call.top_p
         if call.max_output_tokens is not None:
             body["max_completion_tokens" if native else "max_tokens"] = call.max_output_tokens
+        response_format = chat_response_format(call.response_format)
+        if response_format is not None:
+            body["response_format"] = response_format
         return body
 
     async def read(self, lines: AsyncIterator[str], usage: Usage) -> AsyncIterator[str]:
