@@ -171,13 +171,16 @@ class Manifest(Strict):
 
 
 def value_matches(value: Any, schema: InputSchema) -> bool:
-    """Whether ``value`` is of the JSON Schema ``type`` (booleans are not numbers)."""
+    """Whether ``value`` is of the JSON Schema ``type`` (booleans are not numbers). The same rule
+    as the container's ``inputs.type_error``; ``actk check`` also runs that one."""
     kind = schema.type
     if kind == "string":
         return isinstance(value, str)
     if kind == "boolean":
         return isinstance(value, bool)
-    if kind == "integer":
+    if kind == "integer":  # 2.0 counts, as in the container's check (inputs.py)
+        if isinstance(value, float):
+            return value.is_integer()
         return isinstance(value, int) and not isinstance(value, bool)
     if kind == "number":
         return isinstance(value, (int, float)) and not isinstance(value, bool)
