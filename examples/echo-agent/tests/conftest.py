@@ -274,3 +274,36 @@ def agent_process() -> Iterator[Callable[..., AgentProcess]]:
         if process.poll() is None:
             process.kill()
             process.wait(timeout=10)
+
+
+# --- shared by the model-provider, agent-settings and structured-input tests -------------------
+
+
+@pytest.fixture(scope="module")
+def stub_server():
+    """Local model servers speaking the OpenAI and Anthropic wire formats (model_stubs.py)."""
+    from model_stubs import ModelStub
+
+    server = ModelStub().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def stub(stub_server):
+    """The stub, with an empty script and nothing received yet."""
+    stub_server.replies.clear()
+    stub_server.received.clear()
+    return stub_server
+
+
+@pytest.fixture
+def load_settings(package, tmp_path):
+    """``load_settings(text)``: Settings from an agent.yaml holding ``text``."""
+
+    def load(text: str):
+        path = tmp_path / "agent.yaml"
+        path.write_text(text, encoding="utf-8")
+        return package.settings.Settings.from_env({"AGENT_MANIFEST": str(path)})
+
+    return load

@@ -11,7 +11,7 @@ import logging
 import openai
 import pytest
 from conftest import SSEReply, model_agent
-from model_stubs import ModelStub, Reply, anthropic_stream, openai_stream
+from model_stubs import Reply, anthropic_stream, openai_stream
 
 pytestmark = pytest.mark.anyio
 
@@ -40,32 +40,6 @@ response_format:
       required: [name, age]
 """
 PERSON_FORMAT = {"type": "json_schema", "name": "person", "schema": PERSON, "strict": True}
-
-
-@pytest.fixture
-def load_settings(package, tmp_path):
-    """``load_settings(text)``: Settings from an agent.yaml holding ``text``."""
-
-    def load(text: str):
-        path = tmp_path / "agent.yaml"
-        path.write_text(text, encoding="utf-8")
-        return package.settings.Settings.from_env({"AGENT_MANIFEST": str(path)})
-
-    return load
-
-
-@pytest.fixture(scope="module")
-def stub_server():
-    server = ModelStub().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def stub(stub_server):
-    stub_server.replies.clear()
-    stub_server.received.clear()
-    return stub_server
 
 
 @pytest.fixture

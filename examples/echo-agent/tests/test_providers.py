@@ -41,21 +41,6 @@ KEY_ENVS = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY",
             "dashscope": "DASHSCOPE_API_KEY", "azure-openai": "AZURE_OPENAI_API_KEY"}
 
 
-@pytest.fixture(scope="module")
-def stub_server():
-    server = ModelStub().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def stub(stub_server):
-    """The stub, with an empty script and nothing received yet."""
-    stub_server.replies.clear()
-    stub_server.received.clear()
-    return stub_server
-
-
 @pytest.fixture
 def model_app(make_app, stub, monkeypatch):
     """``model_app(provider, **env)``: the app calling ``provider`` at the stub, with a fake key

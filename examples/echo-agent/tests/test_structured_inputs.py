@@ -526,20 +526,8 @@ async def test_values_never_appear_in_logs(make_app, openai_for, caplog):
 # --- agent.yaml: declarations and templates are checked at start-up ---------------------------
 
 
-@pytest.fixture
-def load(package, tmp_path):
-    """``load(yaml_text)``: Settings from an agent.yaml holding ``yaml_text``."""
-
-    def load_manifest(text: str):
-        manifest = tmp_path / "agent.yaml"
-        manifest.write_text(text, encoding="utf-8")
-        return package.settings.Settings.from_env({"AGENT_MANIFEST": str(manifest)})
-
-    return load_manifest
-
-
-def test_a_manifest_with_inputs_and_tools_loads(load):
-    settings = load(
+def test_a_manifest_with_inputs_and_tools_loads(load_settings):
+    settings = load_settings(
         "instructions: Hello {{userName}}\n"
         "structured_inputs:\n"
         "  userName: {required: true, schema: {type: string}}\n"
@@ -558,9 +546,9 @@ def test_the_generated_manifest_declares_no_required_inputs(package):
     assert not any(spec.required for spec in plan.specs.values())
 
 
-def test_an_unknown_placeholder_in_the_manifest_stops_start_up(load, package):
+def test_an_unknown_placeholder_in_the_manifest_stops_start_up(load_settings, package):
     with pytest.raises(package.settings.SettingsError) as exc_info:
-        load(
+        load_settings(
             "instructions: |\n"
             "  Be brief.\n"
             "  The user is {{usrName}}.\n"
@@ -593,9 +581,9 @@ def test_an_unknown_placeholder_in_the_manifest_stops_start_up(load, package):
          "agent.yaml tools[0].container: unknown structured input 'cid'"),
     ],
 )
-def test_a_bad_manifest_template_stops_start_up(load, package, manifest, expected):
+def test_a_bad_manifest_template_stops_start_up(load_settings, package, manifest, expected):
     with pytest.raises(package.settings.SettingsError) as exc_info:
-        load(manifest)
+        load_settings(manifest)
 
     assert str(exc_info.value).startswith(expected)
 
@@ -617,9 +605,9 @@ def test_a_bad_manifest_template_stops_start_up(load, package, manifest, expecte
         ("[x]", "structured_inputs must be a mapping"),
     ],
 )
-def test_a_bad_declaration_stops_start_up(load, package, declarations, expected):
+def test_a_bad_declaration_stops_start_up(load_settings, package, declarations, expected):
     with pytest.raises(package.settings.SettingsError) as exc_info:
-        load(f"structured_inputs: {declarations}\n")
+        load_settings(f"structured_inputs: {declarations}\n")
 
     assert expected in str(exc_info.value)
 
