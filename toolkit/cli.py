@@ -7,7 +7,6 @@ so `actk --help` stays fast.
 from __future__ import annotations
 
 import json
-import os
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -17,16 +16,12 @@ from typing import Any
 import click
 
 from toolkit import __version__
+from toolkit.console import non_interactive
 from toolkit.errors import ToolkitError
 
 JSON_OPTION = click.option(
     "--json", "as_json", is_flag=True, help="Print one JSON object for machines."
 )
-
-
-def non_interactive() -> bool:
-    """True in CI or without a terminal: never prompt, never animate."""
-    return os.environ.get("CI", "").lower() in ("1", "true", "yes") or not sys.stdin.isatty()
 
 
 def handle_errors(command: Callable[..., Any]) -> Callable[..., Any]:
