@@ -42,11 +42,49 @@ def run(
     )
 
 
-def actk(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return run([sys.executable, "-m", "toolkit", *args], cwd=cwd)
+def actk(
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return run([sys.executable, "-m", "toolkit", *args], cwd=cwd, env=env)
 
 
 @pytest.fixture(scope="session")
 def default_render(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One default render (`actk new echo-agent --defaults`) shared by read-only tests."""
     return render(tmp_path_factory.mktemp("default") / "echo-agent")
+
+
+# --- a real Docker engine -------------------------------------------------------------------
+# `.ci/run` installs and starts one (scripts/engine) and bootstraps the base image
+# (scripts/base-image); elsewhere engine tests are skipped with the reason, except in CI, where
+# a missing engine is a failure rather than a silent skip.
+BASE_IMAGE = os.environ.get("ACTK_TEST_BASE_IMAGE", "actk-base/python:bookworm")
+HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
+
+
+@pytest.fixture(scope="session")
+def docker_engine() -> Any:
+    """A docker-py client of a running engine that holds the test base image."""
+    from toolkit.engine import docker_client
+    from toolkit.errors import DockerError
+
+    try:
+        client = docker_client()
+        client.images.get(BASE_IMAGE)
+    except DockerError as exc:
+        reason = f"no Docker engine: {exc.message}; run scripts/engine"
+    except Exception as exc:  # docker.errors.ImageNotFound
+        reason = f"base image {BASE_IMAGE} is missing ({exc}); run scripts/base-image"
+    else:
+        return client
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+def build_args_for_tests() -> list[str]:
+    """`actk build` flags every engine test uses: the local base and the host's CA bundle."""
+    args = ["--base-image", BASE_IMAGE]
+    if HOST_CA_BUNDLE.is_file():
+        args += ["--ca-bundle", str(HOST_CA_BUNDLE)]
+    return args

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -58,6 +58,31 @@ class Console:
 
         with RichConsole(stderr=True).status(text):
             yield
+
+    @contextmanager
+    def live_log(self, title: str) -> Iterator[Callable[[str], None]]:
+        """A sink for a long process's output lines.
+
+        A spinner showing the latest line on a terminal; every line, indented, in CI; nothing
+        with ``--json`` (failures carry their own tail of the log).
+        """
+        if self.as_json:
+            yield lambda line: None
+            return
+        if self.plain:
+            self.step(title)
+            yield self.detail
+            return
+        from rich.console import Console as RichConsole
+        from rich.markup import escape
+
+        with RichConsole(stderr=True).status(escape(title)) as status:
+
+            def show(line: str) -> None:
+                if line.strip():
+                    status.update(f"{escape(title)}  [dim]{escape(line.strip()[:100])}[/dim]")
+
+            yield show
 
     def table(self, title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
         """A table on stdout: rich on a terminal, aligned plain text in CI."""
