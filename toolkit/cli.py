@@ -132,5 +132,327 @@ def schema() -> None:
     click.echo(json.dumps(json_schema(), indent=2))
 
 
+@cli.command()
+@click.argument("directory", type=click.Path(path_type=Path), default=".")
+@click.option(
+    "--tag",
+    "-t",
+    "tags",
+    multiple=True,
+    metavar="TEMPLATE",
+    help="A tag or full reference (repeatable); {git_sha}, {timestamp}, {version} are filled. "
+    "Default: image.tag of agent.yaml. ':latest' is always added.",
+)
+@click.option("--platform", help="Target platform (default: build.platform, linux/amd64).")
+@click.option("--base-image", help="The BASE_IMAGE build argument (default: build.base_image).")
+@click.option("--build-arg", "build_args", multiple=True, metavar="NAME=VALUE",
+              help="A build argument (repeatable); overrides build.args.")
+@click.option(
+    "--ca-bundle",
+    type=click.Path(path_type=Path),
+    help="PEM CA bundle that package installs in the build trust (default: SSL_CERT_FILE, "
+    "REQUESTS_CA_BUNDLE or PIP_CERT). Passed as a BuildKit secret, never stored in the image.",
+)
+@click.option("--allow-secret-files", is_flag=True,
+              help="Send .env files, keys and credential files in the context anyway.")
+@click.option(
+    "--builder",
+    type=click.Choice(["auto", "buildx", "buildkit", "api"]),
+    default="auto",
+    show_default=True,
+    help="buildx or buildkit (DOCKER_BUILDKIT=1, clients before 23.0) through the docker CLI, "
+    "or the Engine API; auto picks the first BuildKit-capable client, else the API.",
+)
+@JSON_OPTION
+@handle_errors
+def build(
+    directory: Path,
+    tags: tuple[str, ...],
+    platform: str | None,
+    base_image: str | None,
+    build_args: tuple[str, ...],
+    ca_bundle: Path | None,
+    allow_secret_files: bool,
+    builder: str,
+    as_json: bool,
+) -> None:
+    """Build the agent's image from DIRECTORY (default: the current directory).
+
+    Reads agent.yaml (image, build), runs the agent's start-up checks, refuses secret files in
+    the build context, then builds with BuildKit when a docker client offers it, else through
+    the Engine API.
+    """
+    from toolkit.build import BuildOptions, build_image
+    from toolkit.build_context import human_bytes
+    from toolkit.console import Console
+
+    console = Console(as_json=as_json)
+    options = BuildOptions(
+        tags=list(tags),
+        platform=platform,
+        base_image=base_image,
+        build_args=list(build_args),
+        ca_bundle=ca_bundle,
+        allow_secret_files=allow_secret_files,
+        builder=builder,
+    )
+    result = build_image(directory, options, console)
+    console.emit(result.to_dict())
+    console.success(
+        f"built {result.image_id[:19]} ({human_bytes(result.size)}, {result.seconds:.1f} s, "
+        f"{result.builder})"
+    )
+    for tag in result.tags:
+        console.success(f"  {tag}")
+
+
+# --- local containers: run, invoke, smoke -----------------------------------------------------
+
+DIRECTORY_OPTION = click.option(
+    "--directory",
+    "-C",
+    type=click.Path(path_type=Path),
+    default=".",
+    show_default=True,
+    help="The agent repository whose agent.yaml is read.",
+)
+
+
+def _show_logs(logs: str) -> None:
+    """A container's output on stderr, framed, after something went wrong."""
+    if logs.strip():
+        click.echo("--- container logs ---", err=True)
+        click.echo(logs.rstrip("\n"), err=True)
+        click.echo("--- end of container logs ---", err=True)
+
+
+@cli.command()
+@click.argument("image", required=False)
+@click.option(
+    "--port",
+    "-p",
+    "host_port",
+    type=click.IntRange(0, 65535),
+    help="Host port on 127.0.0.1 (default: the container port; 0 lets the engine pick one).",
+)
+@click.option(
+    "--env",
+    "-e",
+    "env",
+    multiple=True,
+    metavar="NAME[=VALUE]",
+    help="Set a variable in the container (repeatable); a bare NAME copies your value of it.",
+)
+@click.option("--detach", "-d", is_flag=True, help="Leave it running and print its URL.")
+@click.option(
+    "--timeout", type=float, default=60, show_default=True, help="Seconds to wait for /readiness."
+)
+@DIRECTORY_OPTION
+@JSON_OPTION
+@handle_errors
+def run(
+    image: str | None,
+    host_port: int | None,
+    env: tuple[str, ...],
+    detach: bool,
+    timeout: float,
+    directory: Path,
+    as_json: bool,
+) -> None:
+    """Run IMAGE as a local container and stream its logs; Ctrl-C stops and removes it.
+
+    IMAGE defaults to agent.yaml's image.repository with tag latest. The container gets
+    runtime.port (published on 127.0.0.1), runtime.env, PORT, and each of runtime.secrets
+    copied by name from your environment through the Engine API (never on a command line).
+    """
+    import os
+
+    from toolkit.console import Console
+    from toolkit.container import RunSpec
+    from toolkit.errors import ContainerError
+    from toolkit.run_command import parse_env, run_agent
+
+    console = Console(as_json=as_json)
+    spec = RunSpec.resolve(image, directory)
+    overrides = parse_env(env, os.environ)
+    try:
+        info = run_agent(
+            spec,
+            console=console,
+            host_port=host_port,
+            env=overrides,
+            detach=detach,
+            ready_timeout=timeout,
+        )
+    except ContainerError as exc:
+        if not as_json:
+            _show_logs(exc.logs)
+        raise
+    if detach:
+        console.emit(info)
+        console.success(f"{info['name']} is running at {info['url']}")
+
+
+@cli.command()
+@click.argument("text")
+@click.option("--local", is_flag=True, help="The local agent: http://127.0.0.1:<runtime.port>.")
+@click.option("--url", help="The agent's base URL (/responses is added unless present).")
+@click.option("--no-stream", is_flag=True, help="Ask for one JSON answer instead of events.")
+@click.option(
+    "--input",
+    "-i",
+    "inputs",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="A structured input (repeatable); VALUE is JSON when it parses, else a string.",
+)
+@click.option("--model", help="The request's model field.")
+@click.option(
+    "--timeout", type=float, default=120, show_default=True, help="Seconds to wait for an answer."
+)
+@DIRECTORY_OPTION
+@JSON_OPTION
+@handle_errors
+def invoke(
+    text: str,
+    local: bool,
+    url: str | None,
+    no_stream: bool,
+    inputs: tuple[str, ...],
+    model: str | None,
+    timeout: float,
+    directory: Path,
+    as_json: bool,
+) -> None:
+    """Send TEXT to the agent (POST /responses) and print the answer as it arrives.
+
+    TEXT "-" reads it from stdin. Use --local for the agent `actk run` started, or --url.
+    """
+    from toolkit import invoke as invoking
+    from toolkit.console import Console
+    from toolkit.errors import UsageError
+    from toolkit.manifest import MANIFEST_NAME
+
+    console = Console(as_json=as_json)
+    if local == bool(url):
+        raise UsageError(
+            "say where the agent is: --local or --url URL (not both)",
+            hint='actk invoke --local "hello" (after `actk run`), or --url http://host:8088',
+        )
+    if url is None:
+        port = 8088
+        if (directory / MANIFEST_NAME).is_file() or directory.is_file():
+            from toolkit.manifest import load_manifest
+
+            port = load_manifest(directory).runtime.port
+        url = f"http://127.0.0.1:{port}"
+    if text == "-":
+        text = sys.stdin.read()
+    printed: list[str] = []
+
+    def show(delta: str) -> None:
+        if not as_json:
+            click.echo(delta, nl=False)
+            printed.append(delta)
+
+    result = invoking.invoke(
+        url,
+        text,
+        stream=not no_stream,
+        structured_inputs=invoking.parse_inputs(inputs),
+        model=model,
+        timeout=timeout,
+        on_delta=show,
+    )
+    if as_json:
+        console.emit(result.to_dict())
+        return
+    if no_stream or not printed:
+        click.echo(result.output_text, nl=False)
+    click.echo()
+    if result.status != "completed":
+        console.warn(f"the response ended with status {result.status}")
+
+
+@cli.command()
+@click.argument("image", required=False)
+@click.option(
+    "--timeout",
+    type=float,
+    default=30,
+    show_default=True,
+    help="Seconds to wait for /readiness, and for each request.",
+)
+@click.option(
+    "--drain-timeout",
+    type=click.FloatRange(0, 3600),
+    help="DRAIN_TIMEOUT given to the container (default: runtime.env's, else 10); SIGTERM must "
+    "end it within that plus 3 s.",
+)
+@click.option(
+    "--read-only/--no-read-only",
+    default=True,
+    show_default=True,
+    help="Run with a read-only root filesystem and a tmpfs /tmp, as cloud runtimes may.",
+)
+@DIRECTORY_OPTION
+@JSON_OPTION
+@handle_errors
+def smoke(
+    image: str | None,
+    timeout: float,
+    drain_timeout: float | None,
+    read_only: bool,
+    directory: Path,
+    as_json: bool,
+) -> None:
+    """Start IMAGE, check the container contract, and remove it.
+
+    IMAGE defaults to agent.yaml's image.repository with tag latest. Checks readiness, every
+    health path, a JSON and a streamed response (exact event order), the declared structured
+    inputs, the error shape of malformed JSON, and that SIGTERM ends it with exit code 0.
+    Exits 6 naming the failed checks, after printing the container's logs.
+    """
+    from toolkit.console import Console
+    from toolkit.container import RunSpec, sigterm_as_interrupt
+    from toolkit.errors import SmokeError
+    from toolkit.smoke import run_smoke
+
+    console = Console(as_json=as_json)
+    spec = RunSpec.resolve(image, directory)
+
+    def started(container: Any) -> None:
+        console.detail(f"{container.name} on {container.url}")
+        for name in container.missing_secrets:
+            console.warn(f"secret {name} is not set in your environment; smoke runs without it")
+
+    try:
+        with sigterm_as_interrupt(), console.status(f"Smoke-testing {spec.image}"):
+            report = run_smoke(
+                spec, timeout=timeout, drain=drain_timeout, read_only=read_only, on_start=started
+            )
+    except KeyboardInterrupt:
+        click.echo("interrupted: the container was removed", err=True)
+        sys.exit(130)
+    rows = [
+        (check.name, "PASS" if check.passed else "FAIL", f"{check.seconds:.2f}", check.detail)
+        for check in report.checks
+    ]
+    console.table(f"actk smoke {spec.image}", ["check", "result", "seconds", "detail"], rows)
+    console.emit(report.to_dict())
+    if report.passed:
+        console.success(f"all {len(report.checks)} checks passed")
+        return
+    if as_json:
+        sys.exit(SmokeError.exit_code)
+    _show_logs(report.logs)
+    failed = report.failed
+    raise SmokeError(
+        f"{len(failed)} check{'s' if len(failed) > 1 else ''} failed: {', '.join(failed)}",
+        hint="the container's logs are above; `actk run` and `actk invoke --local` reproduce "
+        "a request by hand",
+    )
+
+
 def main() -> None:
     cli(prog_name="actk")

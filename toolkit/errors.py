@@ -4,7 +4,12 @@
     ├── UsageError               exit code 2   a flag or argument that cannot work
     ├── ManifestError            exit code 3   agent.yaml is missing, malformed or invalid
     ├── ScaffoldError            exit code 4   `actk new` cannot render the template
-    └── DockerError              exit code 5   the engine is missing or a build/run failed
+    ├── DockerError              exit code 5   the engine is missing or a build/run failed
+    │   └── ContainerError       exit code 5   a container exited or never became ready
+    │                                          (carries the container's ``logs``)
+    ├── SmokeError               exit code 6   `actk smoke`: one or more checks failed
+    └── InvokeError              exit code 7   the agent endpoint is unreachable or answered
+                                               with an error
 
 Each error carries a one-line ``hint`` telling the user how to fix it. The CLI prints
 ``error: <message>`` and ``hint: <hint>`` and exits with the class's ``exit_code``; only
@@ -48,3 +53,22 @@ class ScaffoldError(ToolkitError):
 
 class DockerError(ToolkitError):
     exit_code = 5
+
+
+class ContainerError(DockerError):
+    """A container exited or did not become ready; ``logs`` holds what it printed."""
+
+    def __init__(self, message: str, *, hint: str | None = None, logs: str = "") -> None:
+        super().__init__(message, hint=hint)
+        self.logs = logs
+
+    def to_dict(self) -> dict[str, object]:
+        return {**super().to_dict(), "logs": self.logs}
+
+
+class SmokeError(ToolkitError):
+    exit_code = 6
+
+
+class InvokeError(ToolkitError):
+    exit_code = 7
