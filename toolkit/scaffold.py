@@ -62,6 +62,7 @@ class NewProject:
             "python3 -m venv .venv && . .venv/bin/activate && pip install -e '.[test]'",
             "pytest",
             f"python -m {package}",
+            'actk build && actk smoke && actk run   # then: actk invoke --local "hello"',
         ]
 
 
