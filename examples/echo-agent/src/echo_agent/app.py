@@ -6,16 +6,16 @@ import json
 import logging
 import os
 import time
-import weakref
+from collections.abc import AsyncIterator
 from functools import partial
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from . import agent as user_agent
 from .context import AgentContext
@@ -34,7 +34,7 @@ from .formats import INVALID_OUTPUT
 from .ids import is_valid_id, new_id
 from .inputs import compile_inputs
 from .logs import AccessLog
-from .objects import new_response
+from .objects import dumps, new_response, response_segments
 from .protocol import CreateRequest, parse_create_request
 from .providers import load_provider
 from .runs import SHUTTING_DOWN, AgentFunction, BackgroundRun, ResponseRun
@@ -45,30 +45,69 @@ from .store import ResponseStore, StoredResponse
 logger = logging.getLogger(__name__)
 access_log = AccessLog(logging.getLogger(f"{__package__}.access"))
 
-_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 HEALTH_PATHS = frozenset({"/readiness", "/ready", "/liveness", "/health", "/ping"})
+CREATE_PATHS = frozenset({"/responses", "/v1/responses"})  # POST: the hot route
+_JSON_TYPE = (b"content-type", b"application/json")
 
 
 class JSONBody(Response):
     media_type = "application/json"
 
     def render(self, content: Any) -> bytes:
-        return _dumps(content).encode()
+        return dumps(content).encode()
 
 
-def failure_response(response: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
+def failure_error(response: dict[str, Any]) -> APIError:
     """The HTTP error for a response that failed without streaming (503 when shutting down)."""
     error = response["error"]
     kind = {SHUTTING_DOWN[0]: ServiceUnavailable, INVALID_OUTPUT: BadGateway}.get(
         error["code"], APIError
     )
-    return error_response(kind(error["message"], code=error["code"]), headers)
+    return kind(error["message"], code=error["code"])
+
+
+def failure_response(response: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
+    return error_response(failure_error(response), headers)
 
 
 def error_response(error: APIError, headers: dict[str, str] | None = None) -> Response:
     return Response(
         error.body(), status_code=error.status, media_type="application/json", headers=headers
     )
+
+
+def error_headers(error: APIError) -> dict[str, str] | None:
+    """Headers an error response adds: 503 closes the connection, 409 tells SDKs not to retry."""
+    if isinstance(error, ServiceUnavailable):
+        return {"connection": "close"}
+    if isinstance(error, Conflict):  # replaying the same request cannot succeed
+        return {"x-should-retry": "false"}
+    return None
+
+
+def _session_header(session_id: str) -> list[tuple[bytes, bytes]]:
+    """``x-agent-session-id`` as a JSON answer carries it (latin-1, as Starlette encodes)."""
+    return [(b"x-agent-session-id", session_id.encode("latin-1"))]
+
+
+def _encoded(headers: dict[str, str] | None) -> list[tuple[bytes, bytes]]:
+    """Headers as Starlette's ``Response`` encodes them."""
+    if not headers:
+        return []
+    return [(key.lower().encode("latin-1"), value.encode("latin-1"))
+            for key, value in headers.items()]
+
+
+async def send_json(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]],
+                    trailing: tuple[tuple[bytes, bytes], ...] = ()) -> None:
+    """Send what ``Response(body, status, media_type="application/json", headers)`` sends, and
+    the ``trailing`` headers after Starlette's (where the request log's ``x-request-id`` goes)."""
+    await send({
+        "type": "http.response.start",
+        "status": status,
+        "headers": [*headers, (b"content-length", b"%d" % len(body)), _JSON_TYPE, *trailing],
+    })
+    await send({"type": "http.response.body", "body": body})
 
 
 class AgentServer:
@@ -84,7 +123,8 @@ class AgentServer:
         self.draining = False
         self.in_flight = 0  # requests being served (health checks excluded)
         self.background_runs: set[BackgroundRun] = set()
-        self.runs: weakref.WeakSet[ResponseRun] = weakref.WeakSet()  # for abort_runs()
+        self.runs: set[ResponseRun] = set()  # runs going on, for abort_runs()
+        self._plain_segments: tuple[str, ...] | None = None  # see objects.response_segments
 
     def abort_runs(self) -> int:
         """End every run still going as failed (``server_shutting_down``); how many there were."""
@@ -97,47 +137,98 @@ class AgentServer:
 
     # --- Responses -------------------------------------------------------------------------
 
-    async def create_response(self, request: Request) -> Response:
-        if self.draining:
-            raise ServiceUnavailable("The agent is shutting down; retry on another instance.")
-        create = parse_create_request(await read_json(request, self.settings.max_request_bytes))
-        run, entry = self._start(create, request)
-        request.state.response_id = run.response["id"]
-        headers = {"x-agent-session-id": run.ctx.session_id}
+    async def create_response(self, scope: Scope, receive: Receive, send: Send,
+                              trailing: tuple[tuple[bytes, bytes], ...] = (),
+                              headers: dict[bytes, bytes] | None = None) -> None:
+        """``POST /responses``, as a raw ASGI handler: the route every answer goes through, so it
+        skips Starlette's request and response objects. It answers API errors itself (as
+        :func:`api_error` would), sends ``trailing`` headers last, and records the status it
+        sent and the response id in ``scope["state"]`` for the request log. ``headers`` are
+        ``_first_values(scope["headers"])`` when the caller has them."""
+        state = scope.setdefault("state", {})
+        try:  # API errors come from here: after _start, failures are the response's own
+            if self.draining:
+                raise ServiceUnavailable("The agent is shutting down; retry on another instance.")
+            if headers is None:
+                headers = _first_values(scope["headers"])
+            limit = self.settings.max_request_bytes
+            check_body_headers(headers.get(b"content-type"), headers.get(b"content-length"), limit)
+            message = await receive()
+            body = first_body(message, limit)
+            if message.get("more_body", False):
+                body = await read_rest(receive, body, limit)
+            create = parse_create_request(decode_json(body))
+            run, entry = self._start(create, _latin1(headers.get(b"x-agent-response-id")),
+                                     _latin1(headers.get(b"x-agent-session-id")))
+        except APIError as exc:
+            state["status"] = exc.status
+            await send_json(send, exc.status, exc.body(), _encoded(error_headers(exc)), trailing)
+            return
+        state["response_id"] = run.response["id"]
+        session_id = run.ctx.session_id
         if create.background:
-            background = BackgroundRun(run)
-            entry.run = background
-            self.store.put(run.response["id"], entry)
-            self.background_runs.add(background)
-            background.task.add_done_callback(lambda _: self.background_runs.discard(background))
-            if create.stream:
-                return EventStreamResponse(
-                    background.follow(),
-                    keepalive=self.settings.sse_keepalive_interval,
-                    headers=_raw_headers(headers),
-                )
-            return JSONBody(run.response, headers=headers)
+            await self._background(scope, receive, send, run, entry, create.stream, trailing,
+                                   state)
+            return
         if create.stream:
-            return EventStreamResponse(
-                run.stream(done_marker=True),
-                keepalive=self.settings.sse_keepalive_interval,
-                headers=_raw_headers(headers),
-            )
+            await self._stream(scope, receive, send, run.stream(done_marker=True), session_id,
+                               trailing, state)
+            if run.final_json is not None:
+                entry.settle(run.final_json)
+            return
         response = await run.complete()
+        session = _session_header(session_id)
         if response["status"] == "failed":
-            return failure_response(response, headers)
-        return JSONBody(response, headers=headers)
+            error = failure_error(response)
+            state["status"] = error.status
+            await send_json(send, error.status, error.body(), session, trailing)
+            return
+        text = run.json()
+        entry.settle(text)
+        state["status"] = 200
+        await send_json(send, 200, text.encode(), session, trailing)
 
-    def _start(self, create: CreateRequest, request: Request) -> tuple[ResponseRun, StoredResponse]:
-        response_id = (
-            request.headers.get("x-agent-response-id") or create.response_id or new_id("resp")
+    async def _background(self, scope: Scope, receive: Receive, send: Send, run: ResponseRun,
+                          entry: StoredResponse, stream: bool,
+                          trailing: tuple[tuple[bytes, bytes], ...], state: dict[str, Any]) -> None:
+        """A ``background: true`` request: the run goes on by itself, stored at once."""
+        background = BackgroundRun(run)
+        entry.run = background
+        self.store.put(run.response["id"], entry)
+        self.background_runs.add(background)
+        background.task.add_done_callback(lambda _: self.background_runs.discard(background))
+        if stream:
+            await self._stream(scope, receive, send, background.follow(), run.ctx.session_id,
+                               trailing, state)
+            return
+        state["status"] = 200
+        await send_json(send, 200, run.json().encode(),
+                        _session_header(run.ctx.session_id), trailing)
+
+    async def _stream(self, scope: Scope, receive: Receive, send: Send,
+                      batches: AsyncIterator[list[bytes]], session_id: str,
+                      trailing: tuple[tuple[bytes, bytes], ...], state: dict[str, Any]) -> None:
+        # SSE headers are UTF-8 encoded (Starlette's JSON responses use latin-1).
+        headers = [(b"x-agent-session-id", session_id.encode()), *trailing]
+        response = EventStreamResponse(
+            batches, keepalive=self.settings.sse_keepalive_interval, headers=headers
         )
-        if not is_valid_id(response_id):
+        state["status"] = 200
+        await response(scope, receive, send)
+
+    def _start(self, create: CreateRequest, response_id_header: str | None,
+               session_id_header: str | None) -> tuple[ResponseRun, StoredResponse]:
+        """A run for ``create``; the headers are ``x-agent-response-id`` and
+        ``x-agent-session-id`` when the request has them."""
+        response_id = response_id_header or create.response_id
+        if not response_id:  # a new random id is valid, and no stored response has it
+            response_id = new_id("resp")
+        elif not is_valid_id(response_id):
             raise InvalidRequest(
                 "A response id may hold only letters, digits, '_' and '-' (at most 128).",
                 param="response_id",
             )
-        if response_id in self.store:
+        elif response_id in self.store:
             raise Conflict(f"Response '{response_id}' already exists.", param="response_id",
                            code="response_id_conflict")
         history: list[dict[str, Any]] = []
@@ -163,7 +254,7 @@ class AgentServer:
         tools = inputs.manifest_tools(values, defaults_only) + create.tools
         session_id = (
             create.agent_session_id
-            or request.headers.get("x-agent-session-id")
+            or session_id_header
             or settings.foundry.session_id
             or new_id("sess")
         )
@@ -174,20 +265,20 @@ class AgentServer:
         if text_format is not None:
             text_format = dict(text_format)
         metadata = create.metadata or dict(settings.metadata)
-        ctx = AgentContext(
-            instructions=instructions,
-            conversation=history + items,
-            structured_inputs=values,
-            tools=tools,
-            metadata=metadata,
-            response_id=response_id,
-            session_id=session_id,
-            model=settings.model_name,
-            provider=self.provider,
-            temperature=temperature,
-            top_p=top_p,
-            max_output_tokens=create.max_output_tokens,
-            response_format=text_format,
+        ctx = AgentContext(  # by position, in field order: 13 keywords cost a microsecond
+            instructions,  # instructions
+            history + items,  # conversation
+            values,  # structured_inputs
+            tools,  # tools
+            metadata,  # metadata
+            response_id,  # response_id
+            session_id,  # session_id
+            settings.model_name,  # model
+            self.provider,  # provider
+            temperature,  # temperature
+            top_p,  # top_p
+            create.max_output_tokens,  # max_output_tokens
+            text_format,  # response_format
         )
         response = new_response(create, response_id=response_id, model=settings.model_name,
                                 instructions=instructions, temperature=temperature, top_p=top_p,
@@ -197,9 +288,12 @@ class AgentServer:
             inputs=create.items if create.store else [],
             history=ctx.conversation,
         )
-        run = ResponseRun(response, ctx, self.agent)
+        run = ResponseRun(response, ctx, self.agent, self.runs)
+        if create.plain:  # the Response has the defaults: its JSON shares their text
+            if self._plain_segments is None:
+                self._plain_segments = response_segments(response)
+            run.segments = self._plain_segments
         run.on_end = partial(self._remember, run, entry)
-        self.runs.add(run)
         return run, entry
 
     def _remember(self, run: ResponseRun, entry: StoredResponse) -> None:
@@ -221,14 +315,15 @@ class AgentServer:
             return EventStreamResponse(
                 entry.run.follow(starting_after), keepalive=self.settings.sse_keepalive_interval
             )
-        return JSONBody(entry.response)
+        return Response(entry.json(), media_type="application/json")
 
     async def delete_response(self, request: Request) -> Response:
         entry = self._lookup(request)
+        response_id = request.path_params["response_id"]  # the id it is stored under
         if entry.run is not None and not entry.run.finished:
             await entry.run.cancel()
-        self.store.delete(entry.response["id"])
-        return JSONBody({"id": entry.response["id"], "object": "response.deleted", "deleted": True})
+        self.store.delete(response_id)
+        return JSONBody({"id": response_id, "object": "response.deleted", "deleted": True})
 
     async def cancel_response(self, request: Request) -> Response:
         entry = self._lookup(request)
@@ -286,9 +381,13 @@ class AgentServer:
         """``POST /invocations``: the same request fields as /responses, a compact JSON answer."""
         if self.draining:
             raise ServiceUnavailable("The agent is shutting down; retry on another instance.")
-        create = parse_create_request(await read_json(request, self.settings.max_request_bytes))
+        headers = request.headers
+        body = await read_json(request.receive, headers.get("content-type"),
+                               headers.get("content-length"), self.settings.max_request_bytes)
+        create = parse_create_request(body)
         create.stream = create.background = False
-        run, entry = self._start(create, request)
+        run, entry = self._start(create, headers.get("x-agent-response-id"),
+                                 headers.get("x-agent-session-id"))
         response = await run.complete()
         if response["status"] == "failed":
             return failure_response(response)
@@ -320,7 +419,7 @@ class AgentServer:
 
     def routes(self) -> list[Route]:
         responses = [
-            Route("/responses", self.create_response, methods=["POST"]),
+            Route("/responses", RawEndpoint(self.create_response), methods=["POST"]),
             Route("/responses/{response_id}", self.get_response, methods=["GET"]),
             Route("/responses/{response_id}", self.delete_response, methods=["DELETE"]),
             Route("/responses/{response_id}/cancel", self.cancel_response, methods=["POST"]),
@@ -345,22 +444,58 @@ class AgentServer:
 # --- request helpers -------------------------------------------------------------------------
 
 
-async def read_json(request: Request, limit: int) -> Any:
-    content_type = request.headers.get("content-type", "")
-    media_type = content_type.split(";", 1)[0].strip().lower()
-    if media_type != "application/json":
-        raise UnsupportedMediaType(
-            f"Content-Type must be application/json; got {content_type or 'none'!r}.",
-            param="content-type",
-        )
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+class RawEndpoint:
+    """A raw ASGI handler in the route table: Starlette calls it with ``scope, receive, send``
+    (a bound method would be wrapped in a ``Request``/``Response`` endpoint instead)."""
+
+    def __init__(self, handle) -> None:
+        self.handle = handle
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.handle(scope, receive, send)
+
+
+def _first_values(raw: list[tuple[bytes, bytes]]) -> dict[bytes, bytes]:
+    """The request's headers by (lower-case) name; the first one wins, as in Starlette."""
+    return dict(reversed(raw)) if len(raw) > 1 else dict(raw)
+
+
+def _latin1(value: bytes | None) -> str | None:
+    return None if value is None else value.decode("latin-1")
+
+
+def check_body_headers(content_type: str | bytes | None, content_length: str | bytes | None,
+                       limit: int) -> None:
+    """415 unless the body is JSON; 413 when its declared length is over ``limit``."""
+    if content_type != b"application/json" and content_type != "application/json":
+        if isinstance(content_type, bytes):
+            content_type = content_type.decode("latin-1")
+        media_type = (content_type or "").split(";", 1)[0].strip().lower()
+        if media_type != "application/json":
+            raise UnsupportedMediaType(
+                f"Content-Type must be application/json; got {content_type or 'none'!r}.",
+                param="content-type",
+            )
+    if content_length is not None and content_length.isdigit() and int(content_length) > limit:
         raise PayloadTooLarge(f"The request body is larger than {limit} bytes.")
-    # Read straight from ASGI ``receive``: most bodies arrive in one message.
-    chunks = []
-    size = 0
+
+
+def first_body(message: dict[str, Any], limit: int) -> bytes:
+    """The body in the first ASGI message (most bodies arrive in one)."""
+    if message["type"] == "http.disconnect":
+        raise ClientDisconnect()
+    body = message.get("body", b"")
+    if len(body) > limit:
+        raise PayloadTooLarge(f"The request body is larger than {limit} bytes.")
+    return body
+
+
+async def read_rest(receive: Receive, first: bytes, limit: int) -> bytes:
+    """The rest of a body that arrives in several messages, joined to ``first``."""
+    chunks = [first]
+    size = len(first)
     while True:
-        message = await request.receive()
+        message = await receive()
         if message["type"] == "http.disconnect":
             raise ClientDisconnect()
         chunk = message.get("body", b"")
@@ -369,9 +504,15 @@ async def read_json(request: Request, limit: int) -> Any:
             raise PayloadTooLarge(f"The request body is larger than {limit} bytes.")
         chunks.append(chunk)
         if not message.get("more_body", False):
-            break
+            return b"".join(chunks)
+
+
+def decode_json(body: bytes) -> Any:
     try:
-        return json.loads(chunks[0] if len(chunks) == 1 else b"".join(chunks))
+        if body[:1] == b"{" and body[1:2] != b"\x00":
+            # What json.loads(body) does, minus its encoding sniffing: this start means UTF-8.
+            return json.loads(body.decode("utf-8", "surrogatepass"))
+        return json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidRequest(
             f"The request body is not valid JSON: {exc}.", code="invalid_json"
@@ -380,6 +521,17 @@ async def read_json(request: Request, limit: int) -> Any:
         raise InvalidRequest(
             "The request body is nested too deeply.", code="invalid_json"
         ) from None
+
+
+async def read_json(receive: Receive, content_type: str | None, content_length: str | None,
+                    limit: int) -> Any:
+    """The decoded JSON body, given the request's Content-Type and Content-Length headers."""
+    check_body_headers(content_type, content_length, limit)
+    message = await receive()
+    body = first_body(message, limit)
+    if message.get("more_body", False):
+        body = await read_rest(receive, body, limit)
+    return decode_json(body)
 
 
 def _int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
@@ -395,21 +547,12 @@ def _int_param(request: Request, name: str, default: int, low: int, high: int) -
     return value
 
 
-def _raw_headers(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
-    return [(key.encode(), value.encode()) for key, value in headers.items()]
-
-
 # --- errors and the access log -----------------------------------------------------------------
 
 
 async def api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, APIError)
-    headers = None
-    if isinstance(exc, ServiceUnavailable):
-        headers = {"connection": "close"}
-    elif isinstance(exc, Conflict):  # replaying the same request cannot succeed
-        headers = {"x-should-retry": "false"}
-    return error_response(exc, headers)
+    return error_response(exc, error_headers(exc))
 
 
 async def http_error(request: Request, exc: Exception) -> Response:
@@ -426,28 +569,56 @@ async def http_error(request: Request, exc: Exception) -> Response:
     return error_response(error, exc.headers)
 
 
+UNEXPECTED = "The server had an error while processing your request."
+
+
 async def unexpected_error(request: Request, exc: Exception) -> Response:
     logger.error("unhandled error", exc_info=exc)
-    return error_response(APIError("The server had an error while processing your request."))
+    return error_response(APIError(UNEXPECTED))
 
 
 class RequestLog:
-    """Pure ASGI middleware: request id, in-flight count and one JSON access-log line."""
+    """Pure ASGI middleware, outermost: request id, in-flight count and one JSON access-log line.
 
-    def __init__(self, app, server: AgentServer) -> None:
+    :class:`AgentApp` sends ``POST /responses`` to :meth:`create`, straight to its raw handler,
+    past Starlette's routing and error middleware (the handler answers API errors itself;
+    anything else is answered here as Starlette's error middleware would)."""
+
+    def __init__(self, app: ASGIApp, server: AgentServer) -> None:
         self.app = app
         self.server = server
 
-    async def __call__(self, scope, receive, send) -> None:
+    async def create(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """``POST /responses``."""
+        headers = _first_values(scope["headers"])
+        request_id = _request_id(headers.get(b"x-request-id"))
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        server = self.server
+        trailing = ((b"x-request-id", request_id.encode("latin-1")),)
+        start = time.perf_counter()
+        server.in_flight += 1
+        try:
+            await server.create_response(scope, receive, send, trailing, headers)
+        except Exception as exc:
+            logger.error("unhandled error", exc_info=exc)
+            if "status" not in state:  # nothing sent yet
+                state["status"] = 500
+                await send_json(send, 500, APIError(UNEXPECTED).body(), [], trailing)
+            raise
+        finally:
+            server.in_flight -= 1
+            if access_log.enabled():
+                access_log.request(
+                    request_id, state.get("response_id"), scope["method"], scope["path"],
+                    state.get("status", 500), round((time.perf_counter() - start) * 1000, 3),
+                )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = None
-        for key, value in scope["headers"]:
-            if key == b"x-request-id":
-                request_id = value.decode("latin-1")[:128]
-                break
-        request_id = request_id or new_id("req")
+        request_id = _request_id(_first_value(scope["headers"], b"x-request-id"))
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
         status = 500
@@ -470,30 +641,56 @@ class RequestLog:
             if tracked:
                 self.server.in_flight -= 1
             if (tracked or status >= 400) and access_log.enabled():
-                access_log.write(
-                    {
-                        "request_id": request_id,
-                        "response_id": state.get("response_id"),
-                        "method": scope["method"],
-                        "path": scope["path"],
-                        "status": status,
-                        "latency_ms": round((time.perf_counter() - start) * 1000, 3),
-                    }
+                access_log.request(
+                    request_id, state.get("response_id"), scope["method"], scope["path"],
+                    status, round((time.perf_counter() - start) * 1000, 3),
                 )
+
+
+def _first_value(headers: list[tuple[bytes, bytes]], name: bytes) -> bytes | None:
+    for key, value in headers:
+        if key == name:
+            return value
+    return None
+
+
+def _request_id(header: bytes | None) -> str:
+    """The caller's ``x-request-id`` (at most 128 characters), else a new one."""
+    return header and header.decode("latin-1")[:128] or new_id("req")
+
+
+class AgentApp(Starlette):
+    """Starlette with :class:`RequestLog` outside its error middleware (every answer, a 500
+    too, carries ``x-request-id``), and ``POST /responses`` sent past the whole stack."""
+
+    def __init__(self, server: AgentServer, **kwargs: Any) -> None:
+        # First: some Starlette versions build the middleware stack in __init__.
+        self.request_log = RequestLog(None, server)
+        super().__init__(**kwargs)
+        self.state.server = server
+
+    def build_middleware_stack(self) -> ASGIApp:
+        self.request_log.app = super().build_middleware_stack()
+        return self.request_log
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] in CREATE_PATHS:
+            scope["app"] = self
+            await self.request_log.create(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
 
 
 def create_app(settings: Settings | None = None, agent: AgentFunction | None = None) -> Starlette:
     """Build the ASGI app. Tests pass their own ``settings`` and ``agent``."""
     settings = settings or Settings.from_env(os.environ)
     server = AgentServer(settings, agent)
-    app = Starlette(
+    return AgentApp(
+        server,
         routes=server.routes(),
-        middleware=[Middleware(RequestLog, server=server)],
         exception_handlers={
             APIError: api_error,
             HTTPException: http_error,
             Exception: unexpected_error,
         },
     )
-    app.state.server = server
-    return app

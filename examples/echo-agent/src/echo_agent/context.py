@@ -22,6 +22,7 @@ class AgentContext:
     ``tools`` with their templated fields rendered, followed by the request's ``tools`` as given.
     """
 
+    # app.py creates this with positional arguments (once per request): keep the order in step.
     instructions: str | None
     conversation: list[dict[str, Any]]
     structured_inputs: dict[str, Any]

@@ -8,6 +8,7 @@ OpenAI does (``input[2].content[0].text``).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,6 +51,7 @@ class CreateRequest:
     agent_session_id: str | None = None
     response_id: str | None = None
     structured_inputs: dict[str, Any] = field(default_factory=dict)
+    plain: bool = False  # sets none of RESPONSE_SHAPING (so the Response gets the defaults)
 
 
 def _fail(message: str, param: str) -> InvalidRequest:
@@ -245,41 +247,78 @@ def _text(body: dict[str, Any]) -> dict[str, Any] | None:
                     f"text.format{problem.where}") from None
 
 
+def _tools(body: dict[str, Any]) -> list[Any]:
+    tools = body.get("tools")
+    if tools is not None and not isinstance(tools, list):
+        raise _fail("'tools' must be a list.", "tools")
+    return tools or []
+
+
+def _truncation(body: dict[str, Any]) -> str:
+    truncation = body.get("truncation") or "disabled"
+    if truncation not in ("auto", "disabled"):
+        raise _fail("'truncation' must be 'auto' or 'disabled'.", "truncation")
+    return truncation
+
+
+# Every field a request may set: (body key, CreateRequest attribute, how it is read), in the
+# order they are checked, so a request with several bad fields is told about the first one.
+_FIELDS: tuple[tuple[str, str, Callable[[dict[str, Any]], Any]], ...] = (
+    ("tools", "tools", _tools),
+    ("truncation", "truncation", _truncation),
+    ("input", "items", _items),
+    ("instructions", "instructions", lambda body: _optional_str(body, "instructions")),
+    ("model", "model", lambda body: _optional_str(body, "model")),
+    ("stream", "stream", lambda body: _optional_bool(body, "stream", False)),
+    ("store", "store", lambda body: _optional_bool(body, "store", True)),
+    ("background", "background", lambda body: _optional_bool(body, "background", False)),
+    ("previous_response_id", "previous_response_id",
+     lambda body: _optional_str(body, "previous_response_id")),
+    ("metadata", "metadata", _metadata),
+    ("temperature", "temperature", lambda body: _optional_number(body, "temperature", 0, 2)),
+    ("top_p", "top_p", lambda body: _optional_number(body, "top_p", 0, 1)),
+    ("max_output_tokens", "max_output_tokens", _max_output_tokens),
+    ("tool_choice", "tool_choice", lambda body: body.get("tool_choice") or "auto"),
+    ("parallel_tool_calls", "parallel_tool_calls",
+     lambda body: _optional_bool(body, "parallel_tool_calls", True)),
+    ("text", "text", _text),
+    ("reasoning", "reasoning", lambda body: _object(body, "reasoning")),
+    ("user", "user", lambda body: _optional_str(body, "user")),
+    ("conversation", "conversation", _conversation),
+    ("agent_reference", "agent_reference", _agent_reference),
+    ("agent_session_id", "agent_session_id", lambda body: _optional_str(body, "agent_session_id")),
+    ("response_id", "response_id", lambda body: _optional_str(body, "response_id")),
+    ("structured_inputs", "structured_inputs",
+     lambda body: _object(body, "structured_inputs") or {}),
+)
+_FIELD_BY_KEY = {key: (attribute, read) for key, attribute, read in _FIELDS}
+# The fields that decide what a Response keeps from its creation (besides its id and time);
+# the Response of a request that sets none of them has the server's defaults there.
+RESPONSE_SHAPING = frozenset({
+    "background", "instructions", "max_output_tokens", "parallel_tool_calls",
+    "previous_response_id", "reasoning", "store", "temperature", "tool_choice", "top_p",
+    "truncation", "user", "conversation", "agent_reference", "structured_inputs",
+})
+
+
 def parse_create_request(body: Any) -> CreateRequest:
     """Validate a decoded JSON body. Unknown top-level fields are ignored (Foundry adds its own)."""
     if not isinstance(body, dict):
         raise InvalidRequest("The request body must be a JSON object.", code="invalid_json")
-    tools = body.get("tools")
-    if tools is not None and not isinstance(tools, list):
-        raise _fail("'tools' must be a list.", "tools")
-    truncation = body.get("truncation") or "disabled"
-    if truncation not in ("auto", "disabled"):
-        raise _fail("'truncation' must be 'auto' or 'disabled'.", "truncation")
-    request = CreateRequest(
-        items=_items(body),
-        instructions=_optional_str(body, "instructions"),
-        model=_optional_str(body, "model"),
-        stream=_optional_bool(body, "stream", False),
-        store=_optional_bool(body, "store", True),
-        background=_optional_bool(body, "background", False),
-        previous_response_id=_optional_str(body, "previous_response_id"),
-        metadata=_metadata(body),
-        temperature=_optional_number(body, "temperature", 0, 2),
-        top_p=_optional_number(body, "top_p", 0, 1),
-        max_output_tokens=_max_output_tokens(body),
-        tools=tools or [],
-        tool_choice=body.get("tool_choice") or "auto",
-        parallel_tool_calls=_optional_bool(body, "parallel_tool_calls", True),
-        text=_text(body),
-        reasoning=_object(body, "reasoning"),
-        truncation=truncation,
-        user=_optional_str(body, "user"),
-        conversation=_conversation(body),
-        agent_reference=_agent_reference(body),
-        agent_session_id=_optional_str(body, "agent_session_id"),
-        response_id=_optional_str(body, "response_id"),
-        structured_inputs=_object(body, "structured_inputs") or {},
-    )
+    try:
+        # Only the fields the body has are read (a field left out keeps CreateRequest's
+        # default, which is what reading it would give), in the body's order. Should one be
+        # bad, all are read again in _FIELDS order, so the error is the one reported first.
+        values = {}
+        for key in body:
+            field = _FIELD_BY_KEY.get(key)
+            if field is not None:
+                values[field[0]] = field[1](body)
+        plain = values.keys().isdisjoint(RESPONSE_SHAPING)
+    except Exception:
+        values = {attribute: read(body) for _, attribute, read in _FIELDS}
+        plain = False
+    request = CreateRequest(items=values.pop("items", []), plain=plain, **values)
     if request.background and not request.store:
         raise _fail("'background' responses must be stored: remove 'store: false'.", "store")
     return request

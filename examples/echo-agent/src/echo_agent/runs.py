@@ -21,12 +21,16 @@ streaming, a 502 without. An answer cut short (``incomplete``) is not checked.
 Streaming yields *batches*: the SSE frames that are ready at the same moment (the four opening
 events, each delta, the closing events), so one socket write carries each batch. Non-streaming
 requests skip the events and build the final state directly.
+
+The events are written straight into JSON text (``encode_fields_event``): their shapes are fixed
+here, the ids in them are ours (``new_id``: letters, digits and ``_``), and every other value is
+written by the same encoder as the Response (``objects.json_value``), so the text is what
+``json.dumps`` of the event would give.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -37,8 +41,16 @@ from .context import AgentContext
 from .errors import AgentError
 from .formats import INVALID_OUTPUT, invalid_output_message, output_problem
 from .ids import new_id
-from .objects import message_item, text_part, usage
-from .sse import DONE, encode_event, encode_response_event
+from .objects import (
+    dumps_response,
+    json_value,
+    message_item,
+    message_item_json,
+    response_segments,
+    usage,
+    usage_json,
+)
+from .sse import DONE, Resume, encode_event, encode_fields_event, encode_response_event
 
 logger = logging.getLogger(__name__)
 
@@ -47,16 +59,21 @@ TERMINAL_STATUSES = frozenset({"completed", "incomplete", "failed", "cancelled"}
 GENERIC_FAILURE = "The agent failed; the server log has the details."
 SHUTTING_DOWN = ("server_shutting_down",
                  "The agent was stopped because the server is shutting down; retry the request.")
-_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_EMPTY_PART = '{"type":"output_text","text":"","annotations":[],"logprobs":[]}'
 
 
 class ResponseRun:
     """One response being produced. ``response`` is updated in place as the run goes on."""
 
-    def __init__(self, response: dict[str, Any], ctx: AgentContext, agent: AgentFunction):
+    __slots__ = ("response", "ctx", "agent", "running", "sequence", "ended", "output_item",
+                 "on_end", "task", "aborted", "final_json", "segments", "finished_json")
+
+    def __init__(self, response: dict[str, Any], ctx: AgentContext, agent: AgentFunction,
+                 running: set[ResponseRun] | None = None):
         self.response = response
         self.ctx = ctx
         self.agent = agent
+        self.running = running  # the server's set of runs going on, which this one joins
         self.sequence = 0
         self.ended = False  # set once the response has reached its final state
         self.output_item: dict[str, Any] | None = None
@@ -65,6 +82,29 @@ class ResponseRun:
         self.on_end: Callable[[], None] | None = None
         self.task: asyncio.Task | None = None  # the task producing the response
         self.aborted = False
+        self.final_json: str | None = None  # the final Response's JSON, once a stream sent it
+        # objects.response_segments() of the response: given by the server when it has them,
+        # else computed on the first use.
+        self.segments: tuple[str, ...] | None = None
+        # The JSON of the final output and usage, written when the run finishes (nothing
+        # changes them afterwards).
+        self.finished_json: tuple[str, str] | None = None
+
+    def _join(self) -> None:
+        """The run starts: it joins the server's set of runs going on."""
+        if self.running is not None:
+            self.running.add(self)
+
+    def _pausing(self) -> None:
+        """A stream's agent is about to pause (the run's task may be cancelled from now on):
+        note the task. A run that never pauses cannot be aborted while it goes on, and does not
+        pay for ``asyncio.current_task()``."""
+        if self.task is None:
+            self.task = asyncio.current_task()
+
+    def _leave(self) -> None:
+        if self.running is not None:
+            self.running.discard(self)
 
     def abort(self) -> bool:
         """Stop a run that is still going (the shutdown drain ran out of time): it ends as
@@ -84,8 +124,11 @@ class ResponseRun:
 
     def _end(self) -> None:
         self.ended = True
-        if self.on_end is not None:
-            self.on_end()
+        # Dropped once called: the callback usually refers back to this run, and without
+        # that cycle the run is freed as soon as its request is done (not by a GC pass).
+        on_end, self.on_end = self.on_end, None
+        if on_end is not None:
+            on_end()
 
     # --- streaming ---------------------------------------------------------------------------
 
@@ -94,10 +137,24 @@ class ResponseRun:
         self.sequence += 1
         return frame
 
+    def _event(self, kind: str, fields: str) -> bytes:
+        """The next event, its members after ``sequence_number`` given as JSON text."""
+        frame = encode_fields_event(kind, self.sequence, fields)
+        self.sequence += 1
+        return frame
+
+    def json(self) -> str:
+        """The response as JSON text, now."""
+        if self.segments is None:
+            self.segments = response_segments(self.response)
+        if self.finished_json is None:
+            return dumps_response(self.response, self.segments)
+        return dumps_response(self.response, self.segments, *self.finished_json)
+
     def response_frame(self, kind: str, response_json: str | None = None) -> bytes:
         """A lifecycle event carrying the whole response (serialised once per state)."""
         if response_json is None:
-            response_json = _dumps(self.response)
+            response_json = self.json()
         frame = encode_response_event(kind, self.sequence, response_json)
         self.sequence += 1
         return frame
@@ -109,101 +166,142 @@ class ResponseRun:
         first pause, and every delta the agent produces without pausing joins the batch. The
         events and their order are the same either way; only the number of writes changes.
         """
-        self.task = asyncio.current_task()
+        self._join()
         try:
-            chunks = self.agent(self.ctx)
-        except Exception as exc:
-            self._fail(*_failure(exc))
-            error = {"type": "server_error", **self.response["error"], "param": None}
-            yield [self._frame("error", error=error), *([DONE] if done_marker else [])]
-            return
+            try:
+                chunks = self.agent(self.ctx)
+            except Exception as exc:
+                self._fail(*_failure(exc))
+                error = {"type": "server_error", **self.response["error"], "param": None}
+                yield [self._frame("error", error=error), *([DONE] if done_marker else [])]
+                return
+            item_id = new_id("msg")
+            where = f',"item_id":"{item_id}","output_index":0,"content_index":0'
+            batch = self._opening(item_id, where)
+            pieces: list[str] = []
+            finished = False
+            try:
+                try:
+                    while True:
+                        step = chunks.__anext__()
+                        try:
+                            paused_on = step.send(None)
+                        except StopIteration as ready:
+                            chunk = ready.value
+                        except StopAsyncIteration:
+                            finished = True
+                            break
+                        else:  # the agent paused: send what is ready, then wait for it
+                            self._pausing()
+                            try:
+                                yield batch
+                            except BaseException:  # closed or cancelled while the agent waits
+                                await _abandon(step, paused_on)
+                                raise
+                            batch = []
+                            try:
+                                chunk = await Resume(step, paused_on)
+                            except StopAsyncIteration:
+                                finished = True
+                                break
+                        if chunk.__class__ is str and chunk or _is_text(chunk):
+                            pieces.append(chunk)
+                            batch.append(self._event(
+                                "response.output_text.delta",
+                                f'{where},"delta":{json_value(chunk)},"logprobs":[]',
+                            ))
+                finally:
+                    await self._close(chunks, finished)
+            except Exception as exc:
+                self._fail(*_failure(exc))
+            except asyncio.CancelledError:
+                if not self.aborted:
+                    raise
+                self._stopped()
+            self._closing(batch, "".join(pieces), item_id, where)
+            if done_marker:
+                batch.append(DONE)
+            yield batch
+        finally:
+            self._leave()
+
+    async def _close(self, chunks: AsyncIterator[str], finished: bool) -> None:
+        """Close the agent's generator. Unless it has finished, its clean-up may pause."""
+        if not finished:
+            self._pausing()
+        await chunks.aclose()
+
+    def _opening(self, item_id: str, where: str) -> list[bytes]:
+        """The four events that open a stream: created, in_progress, the empty message item and
+        its empty text part."""
         response = self.response
-        snapshot = _dumps(response)
+        snapshot = self.json()
         batch = [self.response_frame("response.created", snapshot)]
         if response["status"] != "in_progress":  # background runs start "queued"
             response["status"] = "in_progress"
-            snapshot = _dumps(response)
+            snapshot = self.json()
         batch.append(self.response_frame("response.in_progress", snapshot))
-        item_id = new_id("msg")
-        item = message_item(None, status="in_progress", item_id=item_id)
-        where = {"item_id": item_id, "output_index": 0, "content_index": 0}
-        batch.append(self._frame("response.output_item.added", output_index=0, item=item))
-        batch.append(self._frame("response.content_part.added", **where, part=text_part("")))
-        pieces: list[str] = []
-        try:
-            async with aclosing(chunks):
-                while True:
-                    step = chunks.__anext__()
-                    try:
-                        paused_on = step.send(None)
-                    except StopIteration as ready:
-                        chunk = ready.value
-                    except StopAsyncIteration:
-                        break
-                    else:  # the agent paused: send what is ready, then wait for it
-                        try:
-                            yield batch
-                        except BaseException:  # closed or cancelled while the agent waits
-                            await _abandon(step, paused_on)
-                            raise
-                        batch = []
-                        try:
-                            chunk = await _Resume(step, paused_on)
-                        except StopAsyncIteration:
-                            break
-                    if _is_text(chunk):
-                        pieces.append(chunk)
-                        batch.append(self._frame("response.output_text.delta", **where,
-                                                 delta=chunk, logprobs=[]))
-        except Exception as exc:
-            self._fail(*_failure(exc))
-        except asyncio.CancelledError:
-            if not self.aborted:
-                raise
-            self._stopped()
-        text = "".join(pieces)
+        batch.append(self._event(
+            "response.output_item.added",
+            f',"output_index":0,"item":{{"id":"{item_id}","type":"message",'
+            '"status":"in_progress","role":"assistant","content":[]}',
+        ))
+        batch.append(self._event("response.content_part.added", f'{where},"part":{_EMPTY_PART}'))
+        return batch
+
+    def _closing(self, batch: list[bytes], text: str, item_id: str, where: str) -> None:
+        """Add the events that close the stream to ``batch``: the done events and the terminal
+        one, or only ``response.failed`` when the run failed."""
         if not self.ended:
             self._check_output(text)
         if self.ended:  # failed
             batch.append(self.response_frame("response.failed"))
-            if done_marker:
-                batch.append(DONE)
-            yield batch
             return
-        batch.append(self._frame("response.output_text.done", **where, text=text, logprobs=[]))
-        batch.append(self._frame("response.content_part.done", **where, part=text_part(text)))
-        done_item = self._finish(text, item_id)
-        batch.append(self._frame("response.output_item.done", output_index=0, item=done_item))
-        batch.append(self.response_frame(f"response.{self.response['status']}"))
-        if done_marker:
-            batch.append(DONE)
-        yield batch
+        text_json = json_value(text)
+        batch.append(self._event(
+            "response.output_text.done", f'{where},"text":{text_json},"logprobs":[]'
+        ))
+        batch.append(self._event(
+            "response.content_part.done",
+            f'{where},"part":{{"type":"output_text","text":{text_json},'
+            '"annotations":[],"logprobs":[]}',
+        ))
+        output_json, _ = self._finish(text, item_id, text_json)
+        item_json = output_json[1:-1]  # the output list holds just this item
+        batch.append(self._event(
+            "response.output_item.done", f',"output_index":0,"item":{item_json}'
+        ))
+        self.final_json = self.json()
+        batch.append(self.response_frame(f"response.{self.response['status']}", self.final_json))
 
     # --- without streaming -------------------------------------------------------------------
 
     async def complete(self) -> dict[str, Any]:
         """Run to the end without streaming; returns the final response."""
+        self._join()
         self.task = asyncio.current_task()
         try:
             chunks = self.agent(self.ctx)
             self.response["status"] = "in_progress"
             pieces: list[str] = []
-            async with aclosing(chunks):
+            try:
                 async for chunk in chunks:
-                    if _is_text(chunk):
+                    if chunk.__class__ is str and chunk or _is_text(chunk):
                         pieces.append(chunk)
+            finally:
+                await chunks.aclose()
         except Exception as exc:
             self._fail(*_failure(exc))
-            return self.response
         except asyncio.CancelledError:
             if not self.aborted:
                 raise
             self._stopped()
-            return self.response
-        text = "".join(pieces)
-        if not self._check_output(text):
-            return self.response
-        self._finish(text, new_id("msg"))
+        else:
+            text = "".join(pieces)
+            if self._check_output(text):
+                self._finish(text, new_id("msg"))
+        finally:
+            self._leave()
         return self.response
 
     # --- final states ------------------------------------------------------------------------
@@ -225,21 +323,28 @@ class ResponseRun:
         self._fail(INVALID_OUTPUT, invalid_output_message(fmt, problem))
         return False
 
-    def _finish(self, text: str, item_id: str) -> dict[str, Any]:
+    def _finish(self, text: str, item_id: str, text_json: str | None = None) -> tuple[str, str]:
+        """Complete the response with ``text`` (``json_value(text)`` when known); returns the
+        JSON of its output and usage."""
         incomplete = self.ctx.usage.incomplete_reason
         status = "incomplete" if incomplete else "completed"
         done_item = message_item(text, status=status, item_id=item_id)
         response = self.response
+        tokens = self.ctx.usage
         response["output"] = [done_item]
-        response["usage"] = usage(self.ctx.usage.input_tokens, self.ctx.usage.output_tokens)
+        response["usage"] = usage(tokens.input_tokens, tokens.output_tokens)
         response["status"] = status
+        self.finished_json = finished = (
+            f"[{message_item_json(item_id, status, text_json or json_value(text))}]",
+            usage_json(tokens.input_tokens, tokens.output_tokens),
+        )
         if incomplete:
             response["incomplete_details"] = {"reason": incomplete}
         else:
             response["completed_at"] = int(time.time())
         self.output_item = done_item
         self._end()
-        return done_item
+        return finished
 
     def _fail(self, code: str, message: str) -> None:
         self.response["status"] = "failed"
@@ -306,48 +411,10 @@ class BackgroundRun:
             await self._changed.wait()
 
 
-class _Resume:
-    """Await the rest of a coroutine that was started by hand and paused on ``paused_on``.
-
-    :meth:`ResponseRun.stream` steps the agent's ``__anext__()`` itself to learn whether the
-    next piece is ready without pausing; when it is not, this hands the pending future to the
-    running task exactly as a plain ``await`` would have, and passes results and exceptions
-    (cancellation included) back into the coroutine.
-    """
-
-    __slots__ = ("coroutine", "paused_on", "throw")
-
-    def __init__(self, coroutine: Any, paused_on: Any, throw: BaseException | None = None):
-        self.coroutine = coroutine
-        self.paused_on = paused_on
-        self.throw = throw
-
-    def __await__(self):
-        coroutine, pending = self.coroutine, self.paused_on
-        if self.throw is not None:
-            try:
-                pending = coroutine.throw(self.throw)
-            except StopIteration as done:
-                return done.value
-        while True:
-            try:
-                result = yield pending
-            except BaseException as exc:
-                try:
-                    pending = coroutine.throw(exc)
-                except StopIteration as done:
-                    return done.value
-            else:
-                try:
-                    pending = coroutine.send(result)
-                except StopIteration as done:
-                    return done.value
-
-
 async def _abandon(step: Any, paused_on: Any) -> None:
     """Cancel an agent step paused on ``paused_on`` and let its clean-up run to the end."""
     try:
-        await _Resume(step, paused_on, throw=asyncio.CancelledError())
+        await Resume(step, paused_on, throw=asyncio.CancelledError())
     except BaseException:  # the agent's own outcome no longer matters
         pass
 

@@ -9,23 +9,60 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import importlib.util
 import logging
-
-import uvicorn
+import sys
 
 from . import logs
 from .app import AgentServer, create_app
 from .settings import Settings
 
 logger = logging.getLogger(__name__)
+GC_FREEZE_DELAY = 1.0  # seconds after the socket listens
 
 
-class DrainingServer(uvicorn.Server):
-    def __init__(self, config: uvicorn.Config, agent_server: AgentServer, drain_timeout: float):
+def _uvicorn_server():
+    """uvicorn's ``Config`` and ``Server``, without its command line.
+
+    ``import uvicorn`` runs uvicorn/__init__.py, which imports uvicorn.main: click, the reloader
+    and multiprocessing, for the ``uvicorn`` command that this process never runs (about a
+    tenth of the container's start-up). So, unless uvicorn is imported already, its package is
+    registered without running that file; the first use of any other name of the package
+    (``uvicorn.run``, say) runs it then, so other code importing uvicorn sees the whole package.
+    """
+    if "uvicorn" not in sys.modules:
+        spec = importlib.util.find_spec("uvicorn")
+        if spec is not None and spec.loader is not None:
+            package = importlib.util.module_from_spec(spec)
+
+            def complete(name: str):
+                del package.__getattr__
+                spec.loader.exec_module(package)
+                return getattr(package, name)
+
+            package.__getattr__ = complete
+            sys.modules["uvicorn"] = package
+    from uvicorn.config import Config
+    from uvicorn.server import Server
+
+    package = sys.modules["uvicorn"]
+    package.Config, package.Server = Config, Server  # what uvicorn's own modules import
+    return Config, Server
+
+
+Config, Server = _uvicorn_server()
+
+
+class DrainingServer(Server):
+    def __init__(self, config: Config, agent_server: AgentServer, drain_timeout: float):
         super().__init__(config)
         self.agent_server = agent_server
         self.drain_timeout = drain_timeout
         self._drain_task: asyncio.Task | None = None
+
+    async def startup(self, *args, **kwargs) -> None:
+        await super().startup(*args, **kwargs)
+        asyncio.get_running_loop().call_later(GC_FREEZE_DELAY, _collect_and_freeze)
 
     def handle_exit(self, sig, frame) -> None:
         if self.agent_server.draining:  # second signal: stop now
@@ -62,13 +99,14 @@ def serve(settings: Settings | None = None) -> int:
     settings = settings or Settings.from_env()
     logs.configure(settings.log_level)
     app = create_app(settings)
-    config = uvicorn.Config(
+    config = Config(
         app,
         host=settings.host,
         port=settings.port,
         log_config=None,
         access_log=False,
         lifespan="off",
+        ws="none",  # no WebSocket routes; "auto" would import any websockets library installed
         server_header=False,
         timeout_graceful_shutdown=1,
     )
@@ -78,8 +116,15 @@ def serve(settings: Settings | None = None) -> int:
         extra={"host": settings.host, "port": settings.port, "agent": settings.agent_name,
                "model_provider": settings.model_provider, "model": settings.model_name},
     )
-    # Start-up objects live as long as the process: keep them out of every future GC pass.
-    gc.collect()
-    gc.freeze()
     server.run()
     return 0
+
+
+def _collect_and_freeze() -> None:
+    """Start-up objects live as long as the process: keep them out of every future GC pass.
+
+    Runs once the socket listens (the collection takes milliseconds), and turns the cyclic GC
+    back on if ``__main__`` kept it off during start-up."""
+    gc.collect()
+    gc.freeze()
+    gc.enable()

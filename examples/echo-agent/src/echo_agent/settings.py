@@ -19,7 +19,8 @@
 | MODEL_TIMEOUT          | 60                       | seconds to connect / between model reads    |
 | MODEL_MAX_RETRIES      | 2                        | model retries, before the first token only  |
 |                        |                          | (all of these: providers/config.py)         |
-| AGENT_MANIFEST         | agent.yaml of the repo   | where the manifest is read from             |
+| AGENT_MANIFEST         | agent.yaml of the repo   | where the manifest is read from (the image: |
+|                        |                          | agent.json, see load_manifest)              |
 | FOUNDRY_*              | unset                    | identity Foundry injects (see FoundryEnv)   |
 
 From agent.yaml only: ``temperature`` (0-2), ``top_p`` (0-1) and ``response_format`` are the
@@ -124,18 +125,58 @@ class Settings:
 
 
 def load_manifest(path: Path) -> dict[str, Any]:
-    """The parts of ``agent.yaml`` the server uses; an absent file means defaults."""
+    """The manifest as data; an absent file means defaults.
+
+    A ``.json`` path is read with the standard library: the image carries ``agent.json``,
+    written from ``agent.yaml`` at build time by :func:`compile_manifest`, so the container
+    never imports PyYAML. When that JSON file is absent, ``agent.yaml`` beside it is read
+    instead. Any other path is YAML (``agent.yaml`` of the repository, for local runs).
+    """
+    if path.suffix == ".json" and not path.is_file():
+        path = path.with_suffix(".yaml")
     if not path.is_file():
         return {}
-    import yaml  # only when a manifest exists
+    text = path.read_text(encoding="utf-8")
+    if path.suffix == ".json":
+        import json
 
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise SettingsError(f"{path} is not valid YAML: {exc}") from None
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise SettingsError(f"{path} is not valid JSON: {exc}") from None
+    else:
+        data = _load_yaml(path, text)
     if not isinstance(data, dict):
         raise SettingsError(f"{path} must hold a mapping at the top level.")
     return data
+
+
+def _load_yaml(path: Path, text: str) -> Any:
+    try:
+        import yaml  # only for a YAML manifest: local runs and the image's build stage
+    except ImportError:
+        raise SettingsError(
+            f"{path} is YAML, and PyYAML is not installed (the image leaves it out: it reads "
+            "agent.json, made from agent.yaml at build time). Rebuild the image, or point "
+            "AGENT_MANIFEST at a JSON manifest."
+        ) from None
+    try:
+        return yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise SettingsError(f"{path} is not valid YAML: {exc}") from None
+
+
+def compile_manifest(source: str | Path, target: str | Path) -> None:
+    """Check ``source`` (agent.yaml) as the server does at start-up, then write it to
+    ``target`` as JSON. The Dockerfile runs this in its build stage: a bad manifest fails the
+    build, and the image's server reads the JSON without PyYAML. Values JSON cannot carry
+    (YAML dates, say) are written as strings."""
+    import json
+
+    source, target = Path(source), Path(target)
+    Settings.from_env({"AGENT_MANIFEST": str(source)})
+    data = load_manifest(source)
+    target.write_text(json.dumps(data, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
 
 
 def _manifest_number(manifest: Mapping[str, Any], name: str, high: float, source: str):
