@@ -1,6 +1,6 @@
 """Agent images for the engine tests, built once per test session.
 
-The good image is the default `actk new` repository built with BuildKit through the docker CLI;
+The good image is the default `actk new` repository built with the toolkit's own builders;
 the broken ones (tests/broken_images/) are built FROM it. Every tag carries a per-session
 suffix, so concurrent test runs never see each other's images or containers, and the tags are
 removed when the session ends (BuildKit's cache keeps rebuilds fast).
@@ -11,6 +11,7 @@ Tests that need them are marked ``docker``; without an engine they are skipped w
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import secrets
@@ -27,11 +28,9 @@ from queue import Empty, Queue
 
 import pytest
 
-from tests.conftest import render
+from tests.conftest import BASE_IMAGE, HOST_CA_BUNDLE, engine, render
 
 BROKEN = Path(__file__).parent / "broken_images"
-BASE_IMAGE = os.environ.get("ACTK_TEST_BASE_IMAGE", "actk-base/python:bookworm")
-CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 SESSION = secrets.token_hex(3)
 # The console script, for tests that interrupt actk: under `python -m`, CPython 3.11 may turn a
 # handled KeyboardInterrupt that passed through exec() (dataclass creation in an import) into
@@ -42,38 +41,24 @@ PACKAGE = "echo_agent"  # the default render's package
 _built: dict[str, str] = {}  # what this session built: name -> tag (or path)
 
 
-def docker_cli() -> str:
-    """A docker client with the built-in BuildKit builder (Debian's 20.10 at /usr/bin/docker)."""
-    for candidate in ("/usr/bin/docker", shutil.which("docker")):
-        if candidate and Path(candidate).is_file():
-            return candidate
-    pytest.skip("no docker CLI to build the test images with")
-
-
-def engine():
-    """A docker-py client, or a skip (a failure in CI) naming why there is none."""
-    from toolkit.engine import docker_client
-    from toolkit.errors import DockerError
-
-    try:
-        return docker_client(timeout=60)
-    except DockerError as exc:
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(f"CI needs a Docker engine: {exc.message}")
-        pytest.skip(f"no Docker engine answers ({exc.message}); start one with scripts/engine")
-
-
 def build(tag: str, context: Path, *build_args: str) -> str:
-    env = {**os.environ, "DOCKER_BUILDKIT": "1"}
-    command = [docker_cli(), "build", "-q", "-t", tag]
-    if CA_BUNDLE.is_file():
-        command += ["--secret", f"id=ca,src={CA_BUNDLE}"]
-    for arg in build_args:
-        command += ["--build-arg", arg]
-    result = subprocess.run(
-        [*command, str(context)], capture_output=True, text=True, env=env, timeout=600
+    """Build ``context`` (a directory with a Dockerfile) with the toolkit's own builders."""
+    from toolkit.build_context import collect
+    from toolkit.builders import BuildRequest, build_with_api, build_with_cli, choose_builder
+    from toolkit.ca_bundle import find_ca_bundle
+
+    request = BuildRequest(
+        context=collect(context, "Dockerfile"),
+        tags=[tag],
+        platform="linux/amd64",
+        build_args=dict(arg.split("=", 1) for arg in build_args),
+        ca=find_ca_bundle(HOST_CA_BUNDLE if HOST_CA_BUNDLE.is_file() else None, {}),
     )
-    assert result.returncode == 0, f"docker build {tag} failed:\n{result.stderr[-3000:]}"
+    mode, cli = choose_builder("auto")
+    if cli is not None:
+        build_with_cli(cli, mode, request, lambda line: None)
+    else:
+        build_with_api(request, lambda line: None, engine())
     return tag
 
 
@@ -91,7 +76,8 @@ def session_image(
 
 
 def _remove_image(tag: str) -> None:
-    subprocess.run([docker_cli(), "rmi", "-f", tag], capture_output=True, timeout=120)
+    with contextlib.suppress(Exception):  # already gone, or the engine went away
+        engine().images.remove(tag, force=True)
 
 
 def agent_repo(config: pytest.Config, tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -106,17 +92,7 @@ def agent_repo(config: pytest.Config, tmp_path_factory: pytest.TempPathFactory) 
 def good_image(config: pytest.Config, tmp_path_factory: pytest.TempPathFactory) -> str:
     repo = agent_repo(config, tmp_path_factory)
 
-    def make(tag: str) -> None:
-        client = engine()
-        import docker.errors
-
-        try:
-            client.images.get(BASE_IMAGE)
-        except docker.errors.ImageNotFound:
-            pytest.skip(f"base image {BASE_IMAGE} is missing: build it with scripts/base-image")
-        build(tag, repo)
-
-    return session_image(config, "echo", make)
+    return session_image(config, "echo", lambda tag: build(tag, repo))
 
 
 def broken_image(

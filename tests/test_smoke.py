@@ -19,6 +19,21 @@ from toolkit.smoke import CheckFailed, placeholder, smoke_inputs, verify_stream
 # --- the stream verdict ------------------------------------------------------------------------
 
 
+# A two-word answer, in the documented order.
+IN_ORDER = (
+    "response.created",
+    "response.in_progress",
+    "response.output_item.added",
+    "response.content_part.added",
+    "response.output_text.delta",
+    "response.output_text.delta",
+    "response.output_text.done",
+    "response.content_part.done",
+    "response.output_item.done",
+    "response.completed",
+)
+
+
 def stream(*types: str, text: str = "hi there", done: bool = True) -> list[SSEEvent]:
     """A well-formed stream for a two-delta answer, with the event types given (or the right
     ones), numbered in the order given."""
@@ -39,18 +54,7 @@ def stream(*types: str, text: str = "hi there", done: bool = True) -> list[SSEEv
         "response.output_item.done": {"output_index": 0, "item": final["output"][0]},
         "response.completed": {"response": final},
     }
-    types = types or (
-        "response.created",
-        "response.in_progress",
-        "response.output_item.added",
-        "response.content_part.added",
-        "response.output_text.delta",
-        "response.output_text.delta",
-        "response.output_text.done",
-        "response.content_part.done",
-        "response.output_item.done",
-        "response.completed",
-    )
+    types = types or IN_ORDER
     events, delta = [], 0
     for number, kind in enumerate(types):
         if kind == "response.output_text.delta":
@@ -70,18 +74,7 @@ def test_stream_in_the_documented_order_passes():
 
 
 def test_stream_out_of_order_names_the_first_wrong_event():
-    swapped = stream(
-        "response.created",
-        "response.in_progress",
-        "response.content_part.added",
-        "response.output_item.added",
-        "response.output_text.delta",
-        "response.output_text.delta",
-        "response.output_text.done",
-        "response.content_part.done",
-        "response.output_item.done",
-        "response.completed",
-    )
+    swapped = stream(*IN_ORDER[:2], IN_ORDER[3], IN_ORDER[2], *IN_ORDER[4:])
     wanted = "event 2: expected response.output_item.added, got response.content_part.added"
     with pytest.raises(CheckFailed, match=re.escape(wanted)):
         verify_stream(swapped)

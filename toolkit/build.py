@@ -92,26 +92,20 @@ def plan_build(
     git = read_git_info(repo)
     now = datetime.now(timezone.utc)
     version = project_version(repo)
+    templates = options.tags or [manifest.image.tag]
     if git.short_sha:
         git_sha = git.short_sha + ("-dirty" if git.dirty else "")
     else:
         git_sha = "dev"
-        templates = options.tags or [manifest.image.tag]
         if any("{git_sha}" in t for t in templates):
             console.warn(f"{repo.resolve()} is not a git repository: {{git_sha}} becomes 'dev'")
     values = {"git_sha": git_sha, "timestamp": now.strftime("%Y%m%d%H%M%S"), "version": version}
     repository = manifest.image.repository or manifest.name
-    templates = options.tags or [manifest.image.tag]
     extra = ["latest"] if options.tag_latest else []
     tags = image_references(repository, [*templates, *extra], values)
 
     build = manifest.build
     context = collect((repo / build.context).resolve(), build.dockerfile)
-    if not (context.root / build.dockerfile).is_file():
-        raise UsageError(
-            f"no Dockerfile at {context.root / build.dockerfile}",
-            hint="set build.dockerfile in agent.yaml (relative to build.context)",
-        )
     if not options.allow_secret_files:
         refuse_secret_files(context)
 
@@ -170,7 +164,7 @@ def build_image(directory: Path, options: BuildOptions, console: Console) -> Bui
         if cli is not None:
             image_id = build_with_cli(cli, mode, request, log)
         else:
-            image_id = build_with_api(request, log)
+            image_id = build_with_api(request, log, client)
     seconds = time.monotonic() - started
     size = int(client.images.get(image_id).attrs.get("Size", 0))
     return BuildResult(

@@ -84,6 +84,11 @@ def collect(root: Path, dockerfile: str) -> BuildContext:
             f"the build context {root} is not a directory",
             hint="set build.context in agent.yaml or pass --context",
         )
+    if not (root / dockerfile).is_file():
+        raise UsageError(
+            f"no Dockerfile at {root / dockerfile}",
+            hint="set build.dockerfile in agent.yaml (relative to build.context)",
+        )
     files = sorted(exclude_paths(str(root), read_dockerignore(root), dockerfile=dockerfile))
     context = BuildContext(root=root, dockerfile=dockerfile, entries=files)
     for name in files:

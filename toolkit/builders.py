@@ -17,10 +17,15 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from toolkit.build_context import BuildContext
 from toolkit.ca_bundle import SECRET_ID, CaBundle
 from toolkit.errors import DockerError, UsageError
+from toolkit.process import ask
+
+if TYPE_CHECKING:
+    import docker
 
 BUILDERS = ("auto", "buildx", "buildkit", "api")
 LogLine = Callable[[str], None]
@@ -65,22 +70,9 @@ def docker_cli_paths() -> list[str]:
 
 
 def probe_cli(path: str) -> DockerCli | None:
-    try:
-        version = subprocess.run(
-            [path, "--version"],
-            capture_output=True,
-            text=True,
-            timeout=20,
-            stdin=subprocess.DEVNULL,
-        )
-        buildx = subprocess.run(
-            [path, "buildx", "version"],
-            capture_output=True,
-            text=True,
-            timeout=20,
-            stdin=subprocess.DEVNULL,
-        )
-    except (OSError, subprocess.TimeoutExpired):
+    version = ask([path, "--version"])
+    buildx = ask([path, "buildx", "version"])
+    if version is None or buildx is None:
         return None
     match = re.search(r"version (\d+)\.(\d+)", version.stdout)
     numbers = tuple(int(n) for n in match.groups()) if match else ()
@@ -93,11 +85,12 @@ def choose_builder(wanted: str = "auto") -> tuple[str, DockerCli | None]:
         raise UsageError(f"unknown builder '{wanted}'", hint="use one of " + ", ".join(BUILDERS))
     if wanted == "api":
         return "api", None
-    clients = [cli for cli in map(probe_cli, docker_cli_paths()) if cli is not None]
-    for cli in clients:
+    clients: list[DockerCli] = []
+    for cli in filter(None, map(probe_cli, docker_cli_paths())):
         mode = cli.buildkit_mode
         if mode and (wanted == "auto" or wanted == mode):
             return mode, cli
+        clients.append(cli)
     if wanted == "auto":
         return "api", None
     found = ", ".join(f"{c.path} {'.'.join(map(str, c.version))}" for c in clients) or "none"
@@ -164,7 +157,9 @@ def build_with_cli(cli: DockerCli, mode: str, request: BuildRequest, on_line: Lo
         return Path(iidfile).read_text(encoding="utf-8").strip()
 
 
-def build_with_api(request: BuildRequest, on_line: LogLine) -> str:
+def build_with_api(
+    request: BuildRequest, on_line: LogLine, client: docker.DockerClient | None = None
+) -> str:
     """Build through docker-py and the classic builder; the image id."""
     import docker
     from docker.utils.build import create_archive
@@ -174,10 +169,6 @@ def build_with_api(request: BuildRequest, on_line: LogLine) -> str:
 
     context = request.context
     dockerfile_path = context.root / context.dockerfile
-    if not dockerfile_path.is_file():
-        raise UsageError(
-            f"no Dockerfile at {dockerfile_path}", hint="set build.dockerfile in agent.yaml"
-        )
     ca_name = ".actk/ca.crt" if request.ca else None
     text, warnings = for_classic_builder(
         dockerfile_path.read_text(encoding="utf-8"), ca_file=ca_name
@@ -187,7 +178,7 @@ def build_with_api(request: BuildRequest, on_line: LogLine) -> str:
     extra = [(".actk/Dockerfile", text)]
     if request.ca is not None and ca_name is not None:
         extra.append((ca_name, request.ca.path.read_text(encoding="utf-8")))
-    client = docker_client()
+    client = client or docker_client()
     archive = create_archive(str(context.root), files=context.entries, extra_files=extra)
     image_id = None
     tail: deque[str] = deque(maxlen=25)

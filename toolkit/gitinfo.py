@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+
+from toolkit.process import ask
 
 # user:password@ or token@ in https URLs must never reach an image label.
 _CREDENTIALS = re.compile(r"^(?P<scheme>[a-z][a-z0-9+.-]*://)[^/@]*@", re.IGNORECASE)
@@ -23,17 +24,8 @@ class GitInfo:
 
 
 def _git(repo: Path, *args: str) -> str | None:
-    try:
-        done = subprocess.run(
-            ["git", "-C", str(repo), *args],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            stdin=subprocess.DEVNULL,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return done.stdout.strip() if done.returncode == 0 else None
+    done = ask(["git", "-C", str(repo), *args], timeout=10)
+    return done.stdout.strip() if done is not None and done.returncode == 0 else None
 
 
 def public_url(url: str) -> str:

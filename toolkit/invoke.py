@@ -26,6 +26,7 @@ class _CanClose(Protocol):
 
 
 _Closable = TypeVar("_Closable", bound=_CanClose)
+LOGS_HINT = "read the agent's logs for the cause"
 RUN_HINT = "start the agent first with `actk run` (in another terminal), or pass --url"
 
 
@@ -87,7 +88,7 @@ def parse_inputs(pairs: Sequence[str]) -> dict[str, Any]:
         if not sep or not name.strip():
             raise UsageError(
                 f"--input {pair!r} is not name=value",
-                hint='write --input userName=Ada (JSON values work too: --input tags=\'["a"]\')',
+                hint="write --input userName=Ada (JSON values work too: --input tags='[\"a\"]')",
             )
         try:
             value: Any = json.loads(raw)
@@ -212,17 +213,11 @@ def _read_stream(
             result.output_text = output_text(response) or result.output_text
         elif kind == "response.failed":
             error = (event.get("response") or {}).get("error") or {}
-            raise InvokeError(
-                f"the response failed: {error.get('code') or 'error'}: "
-                f"{error.get('message') or 'no message'}",
-                hint="read the agent's logs for the cause",
-            )
+            raise InvokeError(f"the response failed: {_error_line(error)}", hint=LOGS_HINT)
         elif kind == "error":
             error = event.get("error") if isinstance(event.get("error"), dict) else event
             raise InvokeError(
-                f"the agent sent an error event: {error.get('code') or 'error'}: "
-                f"{error.get('message') or 'no message'}",
-                hint="read the agent's logs for the cause",
+                f"the agent sent an error event: {_error_line(error)}", hint=LOGS_HINT
             )
     if result.status is None:
         raise InvokeError(
@@ -244,12 +239,13 @@ def _from_response(result: InvokeResult, response: Any) -> InvokeResult:
     result.output_text = output_text(response)
     if result.status == "failed":
         error = response.get("error") or {}
-        raise InvokeError(
-            f"the response failed: {error.get('code') or 'error'}: "
-            f"{error.get('message') or 'no message'}",
-            hint="read the agent's logs for the cause",
-        )
+        raise InvokeError(f"the response failed: {_error_line(error)}", hint=LOGS_HINT)
     return result
+
+
+def _error_line(error: Mapping[str, Any]) -> str:
+    """``code: message`` of an OpenAI error object."""
+    return f"{error.get('code') or 'error'}: {error.get('message') or 'no message'}"
 
 
 def _take_ids(result: InvokeResult, response: Mapping[str, Any]) -> None:
@@ -306,5 +302,5 @@ def _raise_for_error(answer: httpx.Response, target: str) -> None:
         message = answer.text[:200] or answer.reason_phrase
     raise InvokeError(
         f"the agent answered HTTP {answer.status_code}: {message}",
-        hint=HINTS.get(answer.status_code, "read the agent's logs for the cause"),
+        hint=HINTS.get(answer.status_code, LOGS_HINT),
     )

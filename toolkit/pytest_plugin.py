@@ -129,7 +129,7 @@ def _require_base_image(client: Any, reference: str) -> None:
 
 @pytest.fixture
 def start_agent_container(
-    agent_image: str, agent_repo: Path, agent_engine: Any, docker_ip: str
+    agent_image: str, agent_repo: Path, agent_engine: Any
 ) -> Iterator[Callable[..., AgentContainer]]:
     """``start(env={...}, ready=True)``: a new container, removed when the test ends."""
     from toolkit.container import AgentContainer, RunSpec
