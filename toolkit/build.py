@@ -12,9 +12,9 @@ from toolkit.build_context import collect, refuse_secret_files
 from toolkit.builders import BuildRequest, build_with_api, build_with_cli, choose_builder
 from toolkit.ca_bundle import find_ca_bundle
 from toolkit.console import Console
-from toolkit.errors import UsageError
 from toolkit.gitinfo import read_git_info
 from toolkit.manifest import Manifest, find_manifest, load_manifest
+from toolkit.options import split_pair
 from toolkit.tags import image_references
 
 LABEL_PREFIX = "org.opencontainers.image."
@@ -74,15 +74,7 @@ def project_version(repo: Path) -> str:
 
 
 def parse_build_args(pairs: list[str]) -> dict[str, str]:
-    args: dict[str, str] = {}
-    for pair in pairs:
-        name, sep, value = pair.partition("=")
-        if not sep or not name:
-            raise UsageError(
-                f"--build-arg '{pair}' is not NAME=VALUE", hint="e.g. --build-arg PIP_INDEX_URL=…"
-            )
-        args[name] = value
-    return args
+    return dict(split_pair(p, "--build-arg", "--build-arg PIP_INDEX_URL=https://…") for p in pairs)
 
 
 def plan_build(

@@ -13,7 +13,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from toolkit.errors import InvokeError, UsageError
+from toolkit.errors import InvokeError
+from toolkit.options import split_pair
 
 if TYPE_CHECKING:
     import httpx
@@ -84,17 +85,14 @@ def parse_inputs(pairs: Sequence[str]) -> dict[str, Any]:
     (``n=3`` is 3, ``tags=["a"]`` a list), anything else as a string."""
     inputs: dict[str, Any] = {}
     for pair in pairs:
-        name, sep, raw = pair.partition("=")
-        if not sep or not name.strip():
-            raise UsageError(
-                f"--input {pair!r} is not name=value",
-                hint="write --input userName=Ada (JSON values work too: --input tags='[\"a\"]')",
-            )
+        name, raw = split_pair(
+            pair, "--input", "--input userName=Ada or --input tags='[\"a\"]'", "name=value"
+        )
         try:
             value: Any = json.loads(raw)
         except ValueError:
             value = raw
-        inputs[name.strip()] = value
+        inputs[name] = value
     return inputs
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from toolkit.errors import ScaffoldError, UsageError
+from toolkit.options import split_pair
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -34,11 +35,7 @@ def parse_data(pairs: list[str], questions: dict[str, Any]) -> dict[str, Any]:
     """Turn ``--data key=value`` pairs into answers; ``a,b`` fills a multi-select question."""
     answers: dict[str, Any] = {}
     for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise UsageError(
-                f"--data {pair!r} is not key=value", hint="for example --data port=9000"
-            )
+        key, value = split_pair(pair, "--data", "--data port=9000", "key=value")
         if key not in questions:
             raise UsageError(
                 f"--data {key}: the template has no question '{key}'",
