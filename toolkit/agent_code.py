@@ -50,10 +50,10 @@ def check_startup(repo: Path, manifest_path: Path) -> bool:
     if package_dir is None:
         return False
     package = load_package(package_dir)
-    settings_module, inputs_module = package.settings, package.inputs
+    settings_module = package.settings
     try:
-        settings = settings_module.Settings.from_env({"AGENT_MANIFEST": str(manifest_path)})
-        inputs_module.compile_inputs(settings, source=manifest_path.name)
+        # from_env compiles every structured-input template, as the server does at start-up.
+        settings_module.Settings.from_env({"AGENT_MANIFEST": str(manifest_path)})
     except settings_module.SettingsError as exc:
         raise ManifestError(
             str(exc),
