@@ -22,9 +22,9 @@ import tempfile
 import time
 from pathlib import Path
 
-BENCH = Path(__file__).resolve().parent
-REPO = BENCH.parent
-PY = REPO / ".venv" / "bin" / "python"
+from common import BENCH, DEV_PY, REPO, write_results
+
+PY = DEV_PY
 ACTK = REPO / ".venv" / "bin" / "actk"
 RESULTS = BENCH / "results" / "cli_help.json"
 RUNS, WARMUP = 20, 3
@@ -140,17 +140,14 @@ def main() -> int:
     print(f"\n{verdict}  heavy modules after `actk --help`: {', '.join(present) or 'none'} "
           f"(checked: {', '.join(HEAVY)}); {len(loaded)} modules in sys.modules")
 
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps({
-        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    write_results(RESULTS, {
         "tool": tool, "runs": RUNS, "warmup": WARMUP, "timings": timings,
         "actk_over_floor_ms": timings["actk --help"]["median_ms"] - floor,
         "third_party_imported": third_party,
         "slowest_imports_us": dict(slowest),
         "heavy_checked": list(HEAVY), "heavy_present": present, "modules_loaded": len(loaded),
         "pass": not present,
-    }, indent=2) + "\n")
-    print(f"wrote {RESULTS.relative_to(REPO)}")
+    })
     return 0
 
 

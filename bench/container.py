@@ -12,8 +12,9 @@ PEER      Microsoft's ``azure-ai-agentserver-responses`` host serving the echo a
 CEILING   the bare Starlette + uvicorn echo of ``bench/ceiling_app.py`` plus ``/readiness``
           (``bench/images/ceiling/``): the floor.
 
-PEER and CEILING are packaged with the same hygiene as OURS (multi-stage venv, pip and
-setuptools removed, bytecode precompiled, non-root), so the comparison measures the stacks.
+PEER and CEILING are built from one Dockerfile (``bench/images/Dockerfile``) with the same
+hygiene as OURS (multi-stage venv, pip and setuptools removed, bytecode precompiled, non-root),
+so the comparison measures the stacks.
 
 Measured in ROUNDS interleaved rounds after one discarded warm-up run of each image (the order
 rotates every round); medians reported with their min-max spread:
@@ -47,11 +48,9 @@ import contextlib
 import http.client
 import json
 import os
-import platform
 import re
 import shutil
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -61,9 +60,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-BENCH = Path(__file__).resolve().parent
-REPO = BENCH.parent
-DEV_PY = REPO / ".venv" / "bin" / "python"
+from common import (
+    BENCH,
+    PROMPT,
+    BenchError,
+    agent_repo,
+    echo,
+    exit_status,
+    http_request,
+    machine,
+    median,
+    ratio,
+    run,
+    spread,
+    target,
+    template_state,
+    times,
+    verdict,
+    write_results,
+)
+
 RESULTS = BENCH / "results" / "container.json"
 BASE_IMAGE = os.environ.get("BASE_IMAGE", "actk-base/python:bookworm")
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "15"))
@@ -73,14 +89,9 @@ REBUILD_ROUNDS = int(os.environ.get("BENCH_REBUILD_ROUNDS", "3"))
 START_TIMEOUT_S = 60.0
 POLL_S = 0.005
 CONTAINER_PORT = 8088
-PROMPT = "hello world from the benchmark"
 DOCKER_SOCKET = "/var/run/docker.sock"
 MB = 1e6
 MIB = 1024 * 1024
-
-
-class BenchError(Exception):
-    """An image that did not build, start or answer; the message says which."""
 
 
 @dataclass
@@ -97,17 +108,6 @@ class Image:
     served_mem: list[int] = field(default_factory=list)
     error: str | None = None
     log_tail: str = ""
-
-
-def run(argv: list[str], timeout: float, **kwargs: Any) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, **kwargs)
-
-
-def spread(values: list[float]) -> dict[str, float] | None:
-    if not values:
-        return None
-    return {"median": statistics.median(values), "min": min(values), "max": max(values),
-            "n": len(values)}
 
 
 # --- prerequisites ---------------------------------------------------------------------------
@@ -175,22 +175,12 @@ def build(context: Path, tag: str, ca: Path | None) -> tuple[float, str]:
     return elapsed, done.stderr
 
 
-def agent_repo(tmp: Path) -> Path:
-    """A fresh ``actk new --defaults`` rendering on the bench's base image."""
-    target = tmp / "echo-agent"
-    actk = REPO / ".venv" / "bin" / "actk"
-    argv = [str(actk)] if actk.exists() else [str(DEV_PY), "-m", "toolkit"]
-    done = run([*argv, "new", str(target), "--defaults", "--data", f"base_image={BASE_IMAGE}"],
-               timeout=120, cwd=tmp)
-    if done.returncode != 0:
-        sys.exit(f"error: actk new failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
-    return target
-
-
 def yardstick_context(tmp: Path, name: str, app: str) -> Path:
-    """``bench/images/<name>/`` plus the app module it serves, as one build context."""
+    """One build context: the shared ``bench/images/Dockerfile``, ``bench/images/<name>/``
+    (entrypoint and pinned requirements) and the app module it serves."""
     context = tmp / f"context-{name}"
     shutil.copytree(BENCH / "images" / name, context)
+    shutil.copy2(BENCH / "images" / "Dockerfile", context / "Dockerfile")
     shutil.copy2(BENCH / app, context / app)
     return context
 
@@ -245,19 +235,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def http_request(port: int, method: str, path: str, body: dict[str, Any] | None = None,
-                 timeout: float = 5.0) -> tuple[int, bytes]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        payload = json.dumps(body) if body is not None else None
-        headers = {"content-type": "application/json"} if body is not None else {}
-        conn.request(method, path, payload, headers)
-        response = conn.getresponse()
-        return response.status, response.read()
-    finally:
-        conn.close()
 
 
 class EngineSocket(http.client.HTTPConnection):
@@ -326,8 +303,7 @@ def cold_start(image: Image) -> tuple[str, int, float, float, float | None]:
     argv = [DOCKER, "run", "-d", "--name", name, "--no-healthcheck",
             "-p", f"127.0.0.1:{port}:{CONTAINER_PORT}", "-e", f"PORT={CONTAINER_PORT}", image.tag]
     began = time.perf_counter()
-    done = subprocess.run(argv, capture_output=True, text=True, env=DOCKER_ENV,
-                          timeout=START_TIMEOUT_S)
+    done = run(argv, timeout=START_TIMEOUT_S, env=DOCKER_ENV)
     cli_s = time.perf_counter() - began
     if done.returncode != 0:
         remove(name)
@@ -351,15 +327,6 @@ def remove(name: str) -> None:
     docker("rm", "-f", name, timeout=60, check=False)
 
 
-def exercise(image: Image, port: int) -> None:
-    """One JSON and one streamed ``POST /responses``; both must echo the prompt."""
-    for stream in (False, True):
-        status, body = http_request(port, "POST", "/responses",
-                                    {"input": PROMPT, **({"stream": True} if stream else {})})
-        if status != 200 or PROMPT.split()[-1].encode() not in body:
-            raise BenchError(f"{image.name} stream={stream}: HTTP {status}: {body[:300]!r}")
-
-
 def measure(image: Image, record: bool, memory: bool) -> dict[str, Any]:
     """One cold start; with ``memory``, the idle and after-requests memory of that container."""
     name, port, ready, cli_s, cpu_s = cold_start(image)
@@ -368,7 +335,8 @@ def measure(image: Image, record: bool, memory: bool) -> dict[str, Any]:
         if memory:
             time.sleep(SETTLE_S)
             idle = memory_bytes(name)
-        exercise(image, port)
+        for stream in (False, True):  # one JSON and one streamed echo
+            echo(port, stream, image.name)
         if memory:
             time.sleep(SETTLE_S)
             served = memory_bytes(name)
@@ -426,23 +394,17 @@ def report(images: dict[str, Image], base_size: int, rebuilds: list[dict[str, An
     if rebuilds:
         print(f"\nwarm rebuild of OURS after editing only agent.py ({len(rebuilds)} rounds): "
               + ", ".join(f"{r['seconds']:.2f} s" for r in rebuilds))
-        for r in rebuilds[:1]:
-            print("  rebuilt steps: " + ("; ".join(r["rebuilt_steps"]) or "none"))
-            print(f"  changed layers of the final image: {r['changed_layers']} of {r['layers']}")
+        first = rebuilds[0]
+        print("  rebuilt steps: " + ("; ".join(first["rebuilt_steps"]) or "none"))
+        print(f"  changed layers of the final image: {first['changed_layers']} of "
+              f"{first['layers']}")
 
     ours, peer, ceiling = images["OURS"], images["PEER"], images["CEILING"]
-
-    def median(values: list[float]) -> float | None:
-        return statistics.median(values) if values else None
-
-    def ratio(a: float | None, b: float | None) -> float | None:
-        return a / b if a is not None and b else None
 
     def paired(mine: list[float], theirs: list[float]) -> float | None:
         """Rounds measure the images back to back: their per-round ratio cancels slow drifts
         of the machine's load."""
-        ratios = [a / b for a, b in zip(mine, theirs, strict=False) if b]
-        return statistics.median(ratios) if ratios else None
+        return median([a / b for a, b in zip(mine, theirs, strict=False) if b])
 
     added = {k: (v.size - base_size if v.size else None) for k, v in images.items()}
     print("\nratios (OURS / other):")
@@ -457,8 +419,7 @@ def report(images: dict[str, Image], base_size: int, rebuilds: list[dict[str, An
             "served_memory": ratio(median(ours.served_mem), median(other.served_mem)),
             "added_size": ratio(added["OURS"], added[other.name]),
         }
-        r = {key: f"x{value:.2f}" if value is not None else "n/a"
-             for key, value in ratios[other.name].items()}
+        r = {key: times(value) for key, value in ratios[other.name].items()}
         cells = [f"cold start {r['cold_start']} (median of per-round ratios "
                  f"{r['cold_start_per_round_median']})",
                  f"ready after CLI {r['ready_after_cli']}",
@@ -468,36 +429,27 @@ def report(images: dict[str, Image], base_size: int, rebuilds: list[dict[str, An
                  f"added size {r['added_size']}"]
         print(f"  OURS / {other.name}: {', '.join(cells)}")
 
-    targets: list[dict[str, Any]] = []
-
-    def target(name: str, value: float | None, limit: float, unit: str = "") -> None:
-        targets.append({"target": name, "value": value, "op": "<=", "limit": limit,
-                        "unit": unit, "pass": None if value is None else value <= limit})
-
-    target("OURS cold start / PEER cold start",
-           ratio(median(ours.ready_s), median(peer.ready_s)), 0.8)
-    target("OURS idle memory / PEER idle memory",
-           ratio(median(ours.idle_mem), median(peer.idle_mem)), 0.8)
-    target("  same, after one JSON + one stream",
-           ratio(median(ours.served_mem), median(peer.served_mem)), 0.8)
-    target("OURS added size / PEER added size", ratio(added["OURS"], added["PEER"]), 0.5)
-    target("OURS warm rebuild (median s)",
-           median([r["seconds"] for r in rebuilds]) if rebuilds else None, 5.0, "s")
-    target("rounds that changed a layer other than code",
-           sum(not r["only_top_layer_changed"] for r in rebuilds) if rebuilds else None, 0)
+    targets = [
+        target("OURS cold start / PEER cold start",
+               ratio(median(ours.ready_s), median(peer.ready_s)), "<=", 0.8, unit=""),
+        target("OURS idle memory / PEER idle memory",
+               ratio(median(ours.idle_mem), median(peer.idle_mem)), "<=", 0.8, unit=""),
+        target("  same, after one JSON + one stream",
+               ratio(median(ours.served_mem), median(peer.served_mem)), "<=", 0.8, unit=""),
+        target("OURS added size / PEER added size",
+               ratio(added["OURS"], added["PEER"]), "<=", 0.5, unit=""),
+        target("OURS warm rebuild (median s)",
+               median([r["seconds"] for r in rebuilds]), "<=", 5.0, unit="s"),
+        target("rounds that changed a layer other than code",
+               sum(not r["only_top_layer_changed"] for r in rebuilds) if rebuilds else None,
+               "<=", 0, unit=""),
+    ]
     print("\ntargets:")
     for t in targets:
-        verdict = {True: "PASS", False: "FAIL", None: "N/A "}[t["pass"]]
-        value = "n/a" if t["value"] is None else f"{t['value']:.2f}"
-        print(f"  {verdict}  {t['target']:<44} = {value:>6}{t['unit']:<2} "
+        shown, value = verdict(t)
+        print(f"  {shown}  {t['target']:<44} = {value:>6}{t['unit']:<2} "
               f"(target <= {t['limit']:g}{t['unit']})")
     return targets, ratios
-
-
-def template_state() -> dict[str, Any]:
-    head = run(["git", "-C", str(REPO), "rev-parse", "HEAD"], timeout=30).stdout.strip()
-    dirty = run(["git", "-C", str(REPO), "status", "--porcelain", "templates/agent"], timeout=30)
-    return {"commit": head or None, "dirty": bool(dirty.stdout.strip())}
 
 
 def main() -> int:
@@ -510,7 +462,7 @@ def main() -> int:
     load_before = os.getloadavg()
     tmp = Path(tempfile.mkdtemp(prefix="actk-bench-container-"))
     try:
-        repo = agent_repo(tmp)
+        repo = agent_repo(tmp, f"base_image={BASE_IMAGE}")
         contexts = {"OURS": repo,
                     "PEER": yardstick_context(tmp, "peer", "peer_app.py"),
                     "CEILING": yardstick_context(tmp, "ceiling", "ceiling_app.py")}
@@ -535,6 +487,8 @@ def main() -> int:
                 print(f"!!! {image.name}: {exc}\n{image.log_tail}", flush=True)
         for round_number in range(ROUNDS):
             order = [i for i in live if not i.error]
+            if not order:
+                break
             order = order[round_number % len(order):] + order[:round_number % len(order)]
             print(f"round {round_number + 1}/{ROUNDS}: "
                   + ", ".join(i.name for i in order), flush=True)
@@ -551,12 +505,10 @@ def main() -> int:
     print(f"\nload average before {load_before[0]:.2f}, after {load_after[0]:.2f} "
           f"({os.cpu_count()} CPUs); figures on a busy machine are noisy, compare ratios.")
 
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps({
-        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                    "docker": docker("version", "--format", "{{.Server.Version}}", check=False),
-                    "load_average_before_after": [load_before[0], load_after[0]]},
+    write_results(RESULTS, {
+        "machine": machine(
+            docker=docker("version", "--format", "{{.Server.Version}}", check=False),
+            load_average_before_after=[load_before[0], load_after[0]]),
         "method": {"rounds": ROUNDS, "memory_rounds": MEMORY_ROUNDS, "settle_s": SETTLE_S,
                    "rebuild_rounds": REBUILD_ROUNDS,
                    "poll_s": POLL_S, "input": PROMPT, "healthcheck": "disabled (--no-healthcheck)",
@@ -579,13 +531,8 @@ def main() -> int:
         "warm_rebuilds": rebuilds,
         "ratios_ours_to": ratios,
         "targets": targets,
-    }, indent=2) + "\n")
-    print(f"wrote {RESULTS.relative_to(REPO)}")
-    failed = [i.name for i in images.values() if i.error]
-    if failed:
-        print(f"ERROR: {', '.join(failed)} failed; see above.", file=sys.stderr)
-        return 1
-    return 0
+    })
+    return exit_status([i.name for i in images.values() if i.error])
 
 
 if __name__ == "__main__":

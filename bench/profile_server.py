@@ -10,8 +10,6 @@ Prints the top functions by own time and the generated package's functions by in
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import re
 import shutil
 import subprocess
@@ -21,20 +19,19 @@ import threading
 from collections import Counter
 from pathlib import Path
 
+from common import BENCH, DEV_PY, agent_repo, run
 from server_throughput import (
-    BENCH,
     CONNECTIONS,
-    DEV_PY,
     MODES,
-    PROMPT,
-    WRK_LUA,
     Server,
-    agent_repo,
     need_tool,
-    run,
+    ours_env,
+    pinned_cpus,
+    server_package,
     start,
     stop,
     wrk,
+    wrk_scripts,
 )
 
 TOOLS = BENCH / ".venv-tools"
@@ -88,22 +85,19 @@ def main() -> int:
     args = parser.parse_args()
     need_tool("wrk", "wrk")
     spy = py_spy()
-    cpus = ("0", "1") if shutil.which("taskset") and len(os.sched_getaffinity(0)) >= 2 else None
+    cpus = pinned_cpus()
     tmp = Path(tempfile.mkdtemp(prefix="actk-profile-"))
     try:
         repo = agent_repo(tmp)
-        package = next(p.name for p in (repo / "src").iterdir() if (p / "__main__.py").exists())
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
-        env |= {"PYTHONPATH": str(repo / "src"), "PORT": "8088", "HOST": "127.0.0.1",
-                "LOG_LEVEL": args.log_level}
-        server = Server("OURS", [str(DEV_PY), "-m", package], repo, env, 8088)
+        package = server_package(repo)
+        server = Server("OURS", [str(DEV_PY), "-m", package], repo,
+                        ours_env(repo, args.log_level), 8088)
+        lua = wrk_scripts(tmp)
         for mode in MODES:
-            lua = tmp / f"{mode}.lua"
-            lua.write_text(WRK_LUA % json.dumps({"input": PROMPT, "stream": mode == "stream"}))
             proc = start(server, tmp / "server.log", cpus[0] if cpus else None)
             try:
                 load = threading.Thread(target=wrk, args=(
-                    proc.pid, server.port, lua, args.seconds + 3, cpus[1] if cpus else None))
+                    proc.pid, server.port, lua[mode], args.seconds + 3, cpus[1] if cpus else None))
                 load.start()
                 folded = tmp / f"{mode}.folded"
                 subprocess.run([str(spy), "record", "-p", str(proc.pid), "-d", str(args.seconds),

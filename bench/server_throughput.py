@@ -12,16 +12,16 @@ PEER      Microsoft's ``azure-ai-agentserver-responses`` host with the same echo
 CEILING   a bare Starlette + uvicorn echo (``bench/ceiling_app.py``).
 
 Each server is one process bound to 127.0.0.1 (pinned to CPU 0 when there are two CPUs; wrk
-gets CPU 1). wrk: 32 connections, 1 thread, 2 s warm-up then 8 s measured, per mode (JSON and
-SSE streaming), each mode on a freshly started process. Targets are printed as PASS/FAIL; the
-exit status is 0 unless a server fails to start or answers with errors. Results go to
-``bench/results/server_throughput.json``.
+gets CPU 1). wrk: 32 connections, 1 thread, 1 s warm-up then 5 s measured, per mode (JSON and
+SSE streaming), each mode on a freshly started process; the servers are measured in turn,
+BENCH_ROUNDS (3) times over, and every figure is the median of its rounds. Targets are printed
+as PASS/FAIL; the exit status is 0 unless a server fails to start or answers with errors.
+Results go to ``bench/results/server_throughput.json``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import http.client
 import json
 import os
 import platform
@@ -39,15 +39,32 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-BENCH = Path(__file__).resolve().parent
-REPO = BENCH.parent
-DEV_PY = REPO / ".venv" / "bin" / "python"
+from common import (
+    BENCH,
+    DEV_PY,
+    PROMPT,
+    REPO,
+    BenchError,
+    agent_repo,
+    echo,
+    exit_status,
+    http_request,
+    machine,
+    ratio,
+    request_body,
+    run,
+    target,
+    template_state,
+    times,
+    verdict,
+    write_results,
+)
+
 PEER_VENV = BENCH / ".venv-peer"
 PEER_PY = PEER_VENV / "bin" / "python"
 PEER_SPEC = "azure-ai-agentserver-responses>=2,<3"
 RESULTS = BENCH / "results" / "server_throughput.json"
 
-PROMPT = "hello world from the benchmark"
 CONNECTIONS, THREADS, WARMUP_S, DURATION_S = 32, 1, 1, 5
 # Servers are measured in turn, ROUNDS times over, and each figure is the median of its rounds:
 # on a shared machine the interleaving spreads any slow spell over every server alike.
@@ -70,10 +87,6 @@ end
 """
 
 
-class BenchError(Exception):
-    """A server that did not start or answered with errors; the message says which."""
-
-
 @dataclass
 class Server:
     name: str
@@ -82,15 +95,15 @@ class Server:
     env: dict[str, str]
     port: int
     primary: bool = True  # the OURS row the targets judge (the other OURS rows inform)
-    idle_rss_kib: int | None = None
     frames: int | None = None
-    results: dict[str, dict[str, Any]] = field(default_factory=dict)  # medians over rounds
-    rounds: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    rounds: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # wrk's, per mode
     idle_rss_samples: list[int] = field(default_factory=list)
     error: str | None = None
 
-    def summarise(self) -> None:
-        """Median of every figure over the rounds, plus the spread of req/s."""
+    @property
+    def results(self) -> dict[str, dict[str, Any]]:
+        """Per mode, the median of every figure over the rounds, plus the spread of req/s."""
+        results = {}
         for mode, samples in self.rounds.items():
             merged = {key: statistics.median(r[key] for r in samples)
                       for key in samples[0] if all(isinstance(r.get(key), (int, float))
@@ -98,13 +111,12 @@ class Server:
             merged["rps_min"] = min(r["rps"] for r in samples)
             merged["rps_max"] = max(r["rps"] for r in samples)
             merged["rounds"] = len(samples)
-            self.results[mode] = merged
-        if self.idle_rss_samples:
-            self.idle_rss_kib = int(statistics.median(self.idle_rss_samples))
+            results[mode] = merged
+        return results
 
-
-def run(argv: list[str], timeout: float, **kwargs: Any) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, **kwargs)
+    @property
+    def idle_rss_kib(self) -> int | None:
+        return int(statistics.median(self.idle_rss_samples)) if self.idle_rss_samples else None
 
 
 # --- prerequisites ---------------------------------------------------------------------------
@@ -121,10 +133,9 @@ def need_tool(name: str, package: str) -> str:
     return path
 
 
-def python_for_servers() -> Path:
-    if not DEV_PY.exists():
-        sys.exit(f"error: {DEV_PY} missing; create the dev venv (see README) before benchmarking.")
-    return DEV_PY
+def pinned_cpus() -> tuple[str, str] | None:
+    """(the server's CPU, wrk's CPU) when taskset can give them one each, else None."""
+    return ("0", "1") if shutil.which("taskset") and len(os.sched_getaffinity(0)) >= 2 else None
 
 
 def peer_python(uvicorn_version: str) -> tuple[Path, str]:
@@ -152,29 +163,31 @@ def peer_python(uvicorn_version: str) -> tuple[Path, str]:
     return PEER_PY, done.stdout.strip()
 
 
-def agent_repo(tmp: Path) -> Path:
-    """A fresh ``actk new --defaults`` rendering: what the template generates now."""
-    target = tmp / "echo-agent"
-    actk = REPO / ".venv" / "bin" / "actk"
-    argv = [str(actk)] if actk.exists() else [str(DEV_PY), "-m", "toolkit"]
-    done = run([*argv, "new", str(target), "--defaults"], timeout=120, cwd=tmp)
-    if done.returncode != 0:
-        sys.exit(f"error: actk new failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
-    return target
+def server_package(repo: Path) -> str:
+    """The generated package, the one ``python -m`` runs."""
+    return next(p.name for p in (repo / "src").iterdir() if (p / "__main__.py").exists())
+
+
+def clean_env() -> dict[str, str]:
+    """This environment without the bench's own Python settings and virtualenv."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
+
+
+def ours_env(repo: Path, level: str) -> dict[str, str]:
+    return {**clean_env(), "PYTHONDONTWRITEBYTECODE": "1", "PYTHONPATH": str(repo / "src"),
+            "PORT": "8088", "HOST": "127.0.0.1", "LOG_LEVEL": level}
+
+
+def wrk_scripts(tmp: Path) -> dict[str, Path]:
+    """Per mode, the wrk script that posts that mode's request body."""
+    scripts = {}
+    for mode in MODES:
+        scripts[mode] = tmp / f"{mode}.lua"
+        scripts[mode].write_text(WRK_LUA % json.dumps(request_body(mode == "stream")))
+    return scripts
 
 
 # --- one server ------------------------------------------------------------------------------
-
-
-def post(port: int, stream: bool, timeout: float = 5.0) -> tuple[int, bytes]:
-    body = json.dumps({"input": PROMPT, **({"stream": True} if stream else {})})
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        conn.request("POST", "/responses", body, {"content-type": "application/json"})
-        response = conn.getresponse()
-        return response.status, response.read()
-    finally:
-        conn.close()
 
 
 def rss_kib(pid: int) -> int:
@@ -196,7 +209,8 @@ def start(server: Server, log: Path, cpu: str | None) -> subprocess.Popen[bytes]
         if proc.poll() is not None:
             raise BenchError(f"{server.name} exited with {proc.returncode} during start-up")
         try:
-            if post(server.port, stream=False, timeout=2)[0] == 200:
+            if http_request(server.port, "POST", "/responses", request_body(False),
+                            timeout=2)[0] == 200:
                 return proc
         except OSError:
             pass
@@ -263,9 +277,7 @@ def measure(server: Server, tmp: Path, lua: dict[str, Path], cpus: tuple[str, st
             proc = start(server, log, server_cpu)
             try:
                 for probe in MODES if mode == MODES[0] else (mode,):
-                    status, body = post(server.port, stream=probe == "stream")
-                    if status != 200 or PROMPT.split()[-1].encode() not in body:
-                        raise BenchError(f"{server.name} {probe}: HTTP {status}: {body[:300]!r}")
+                    body = echo(server.port, probe == "stream", server.name)
                     if probe == "stream":
                         server.frames = body.count(b"\n\n")
                 if mode == MODES[0]:
@@ -297,13 +309,12 @@ def pick(servers: list[Server], prefix: str, key: Callable[[Server], float]) -> 
     return max(rows, key=key) if rows else None
 
 
-def rps(server: Server | None, mode: str, key: str = "rps") -> float | None:
+def figure(server: Server | None, mode: str, key: str = "rps") -> float | None:
     return server.results.get(mode, {}).get(key) if server and not server.error else None
 
 
-def ratio(mine: Server, other: Server, mode: str, key: str) -> str:
-    a, b = rps(mine, mode, key), rps(other, mode, key)
-    return f"{a / b:.2f}" if a and b else "n/a"
+def ratio_of(mine: Server | None, other: Server | None, mode: str, key: str) -> float | None:
+    return ratio(figure(mine, mode, key), figure(other, mode, key))
 
 
 def report(servers: list[Server]) -> list[dict[str, Any]]:
@@ -333,93 +344,70 @@ def report(servers: list[Server]) -> list[dict[str, Any]]:
     print("\nratios (OURS row / other row):")
     for mine in (s for s in servers if s.name.startswith("OURS") and not s.error):
         for other in (s for s in servers if not s.name.startswith("OURS") and not s.error):
-            cells = [f"{mode} req/s x{ratio(mine, other, mode, 'rps')} "
-                     f"(per CPU-s x{ratio(mine, other, mode, 'req_per_cpu_s')})" for mode in MODES]
+            cells = [f"{mode} req/s {times(ratio_of(mine, other, mode, 'rps'))} "
+                     f"(per CPU-s {times(ratio_of(mine, other, mode, 'req_per_cpu_s'))})"
+                     for mode in MODES]
             if mine.idle_rss_kib and other.idle_rss_kib:
                 cells.append(f"idle RSS x{mine.idle_rss_kib / other.idle_rss_kib:.2f}")
             print(f"  {mine.name} / {other.name}: {', '.join(cells)}")
 
     ours = next((s for s in servers if s.name.startswith("OURS") and s.primary), None)
-    targets: list[dict[str, Any]] = []
-
-    def target(name: str, value: float | None, op: str, limit: float, basis: Server | None,
-               per_cpu: float | None = None) -> None:
-        ok = None if value is None else (value >= limit if op == ">=" else value <= limit)
-        targets.append({"target": name, "value": value, "op": op, "limit": limit,
-                        "basis": basis.name if basis else None, "pass": ok,
-                        "value_per_server_cpu_s": per_cpu})
-
     # The judged PEER is the host's fastest configuration: of its two rows, the one with the
     # best req/s over both modes. Every PEER target (RSS too) is judged against that one row.
-    peer = pick(servers, "PEER", lambda s: (rps(s, "json") or 0) * (rps(s, "stream") or 0))
-    ceiling = pick(servers, "CEILING", lambda s: (rps(s, "json") or 0) * (rps(s, "stream") or 0))
-    for mode in MODES:
-        for other, factor in ((peer, 10.0), (ceiling, 0.5)):
-            group = other.name.split()[0] if other else "?"
-            mine, theirs = rps(ours, mode), rps(other, mode)
-            mine_cpu, theirs_cpu = (rps(ours, mode, "req_per_cpu_s"),
-                                    rps(other, mode, "req_per_cpu_s"))
-            target(f"OURS req/s / {group} req/s ({mode})",
-                   mine / theirs if mine and theirs else None, ">=", factor, other,
-                   mine_cpu / theirs_cpu if mine_cpu and theirs_cpu else None)
-    rss = (ours.idle_rss_kib / peer.idle_rss_kib
-           if ours and peer and ours.idle_rss_kib and peer.idle_rss_kib else None)
-    target("OURS idle RSS / PEER idle RSS", rss, "<=", 0.8, peer)
+    def both_modes(s: Server) -> float:
+        return (figure(s, "json") or 0) * (figure(s, "stream") or 0)
+
+    peer, ceiling = pick(servers, "PEER", both_modes), pick(servers, "CEILING", both_modes)
+    targets = [
+        target(f"OURS req/s / {other.name.split()[0] if other else '?'} req/s ({mode})",
+               ratio_of(ours, other, mode, "rps"), ">=", factor,
+               basis=other.name if other else None,
+               value_per_server_cpu_s=ratio_of(ours, other, mode, "req_per_cpu_s"))
+        for mode in MODES for other, factor in ((peer, 10.0), (ceiling, 0.5))
+    ]
+    targets.append(target("OURS idle RSS / PEER idle RSS",
+                          ratio(ours.idle_rss_kib if ours else None,
+                                peer.idle_rss_kib if peer else None), "<=", 0.8,
+                          basis=peer.name if peer else None, value_per_server_cpu_s=None))
 
     print(f"\ntargets ({ours.name if ours else 'OURS'} against PEER's fastest configuration and "
           "CEILING):")
     for t in targets:
-        verdict = {True: "PASS", False: "FAIL", None: "N/A "}[t["pass"]]
-        value = "n/a" if t["value"] is None else f"{t['value']:.2f}"
+        shown, value = verdict(t)
         per_cpu = t["value_per_server_cpu_s"]
         extra = f"; per server CPU-s {per_cpu:.2f}" if per_cpu else ""
-        print(f"  {verdict}  {t['target']:<36} = {value:>6}  (target {t['op']} {t['limit']:g}; "
+        print(f"  {shown}  {t['target']:<36} = {value:>6}  (target {t['op']} {t['limit']:g}; "
               f"vs {t['basis'] or 'n/a'}{extra})")
     return targets
 
 
-def template_state() -> dict[str, Any]:
-    """The commit the template was rendered from, and whether it had uncommitted changes."""
-    head = run(["git", "-C", str(REPO), "rev-parse", "HEAD"], timeout=30).stdout.strip()
-    dirty = run(["git", "-C", str(REPO), "status", "--porcelain", "templates/agent"], timeout=30)
-    return {"commit": head or None, "dirty": bool(dirty.stdout.strip())}
-
-
 def main() -> int:
     need_tool("wrk", "wrk")
-    dev_py = python_for_servers()
-    uvicorn_version = run([str(dev_py), "-c", "import uvicorn; print(uvicorn.__version__)"],
+    if not DEV_PY.exists():
+        sys.exit(f"error: {DEV_PY} missing; create the dev venv (see README) before benchmarking.")
+    dev_py = str(DEV_PY)
+    uvicorn_version = run([dev_py, "-c", "import uvicorn; print(uvicorn.__version__)"],
                           timeout=30).stdout.strip()
     peer_py, peer_version = peer_python(uvicorn_version)
-    cpus = ("0", "1") if shutil.which("taskset") and len(os.sched_getaffinity(0)) >= 2 else None
+    cpus = pinned_cpus()
 
     tmp = Path(tempfile.mkdtemp(prefix="actk-bench-"))
     try:
         repo = agent_repo(tmp)
-        package = next(p.name for p in (repo / "src").iterdir() if (p / "__main__.py").exists())
-        lua = {}
-        for mode in MODES:
-            lua[mode] = tmp / f"{mode}.lua"
-            body = json.dumps({"input": PROMPT, **({"stream": True} if mode == "stream" else {})})
-            lua[mode].write_text(WRK_LUA % body)
-        base = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
-        base["PYTHONDONTWRITEBYTECODE"] = "1"
-
-        def ours_env(level: str) -> dict[str, str]:
-            return {**base, "PYTHONPATH": str(repo / "src"), "PORT": "8088", "HOST": "127.0.0.1",
-                    "LOG_LEVEL": level}
-
+        package = server_package(repo)
+        lua = wrk_scripts(tmp)
+        base = {**clean_env(), "PYTHONDONTWRITEBYTECODE": "1"}
         peer_env = {**base, "PORT": "8089", "AGENTSERVER_STATE_ROOT": str(tmp / "peer-state")}
         servers = [
-            Server("OURS (LOG_LEVEL=info)", [str(dev_py), "-m", package], repo, ours_env("info"),
+            Server("OURS (LOG_LEVEL=info)", [dev_py, "-m", package], repo, ours_env(repo, "info"),
                    8088),
-            Server("OURS (LOG_LEVEL=warning)", [str(dev_py), "-m", package], repo,
-                   ours_env("warning"), 8088, primary=False),
+            Server("OURS (LOG_LEVEL=warning)", [dev_py, "-m", package], repo,
+                   ours_env(repo, "warning"), 8088, primary=False),
             Server("PEER (app.run: Hypercorn, in-memory store)", [str(peer_py),
                    str(BENCH / "peer_app.py"), "run"], tmp, peer_env, 8089),
             Server("PEER re-hosted (uvicorn, in-memory store)", [str(peer_py),
                    str(BENCH / "peer_app.py"), "uvicorn"], tmp, peer_env, 8089),
-            Server("CEILING (Starlette + uvicorn)", [str(dev_py), str(BENCH / "ceiling_app.py")],
+            Server("CEILING (Starlette + uvicorn)", [dev_py, str(BENCH / "ceiling_app.py")],
                    tmp, {**base, "PORT": "8090"}, 8090),
         ]
         print(f"wrk -t{THREADS} -c{CONNECTIONS}: {WARMUP_S} s warm-up + {DURATION_S} s per mode; "
@@ -431,17 +419,13 @@ def main() -> int:
                     continue
                 print(f"round {round_number}/{ROUNDS}: measuring {server.name} ...", flush=True)
                 measure(server, tmp, lua, cpus)
-        for server in servers:
-            server.summarise()
         targets = report(servers)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps({
-        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "platform": platform.platform(), "pinned_cpus": cpus},
+    print()
+    write_results(RESULTS, {
+        "machine": machine(python=platform.python_version(), pinned_cpus=cpus),
         "load": {"tool": "wrk", "connections": CONNECTIONS, "threads": THREADS,
                  "warmup_s": WARMUP_S, "duration_s": DURATION_S, "rounds": ROUNDS,
                  "input": PROMPT},
@@ -451,13 +435,8 @@ def main() -> int:
                      "idle_rss_kib": s.idle_rss_kib,
                      "stream_frames": s.frames, "results": s.results} for s in servers],
         "targets": targets,
-    }, indent=2) + "\n")
-    print(f"\nwrote {RESULTS.relative_to(REPO)}")
-    failed = [s.name for s in servers if s.error]
-    if failed:
-        print(f"ERROR: {', '.join(failed)} failed; see above.", file=sys.stderr)
-        return 1
-    return 0
+    })
+    return exit_status([s.name for s in servers if s.error])
 
 
 if __name__ == "__main__":
