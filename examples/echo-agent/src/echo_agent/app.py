@@ -57,17 +57,16 @@ class JSONBody(Response):
         return dumps(content).encode()
 
 
+# The HTTP error of a response that failed without streaming, by its code; else a 500.
+_FAILURE_ERRORS: dict[str, type[APIError]] = {
+    SHUTTING_DOWN[0]: ServiceUnavailable, INVALID_OUTPUT: BadGateway,
+}
+
+
 def failure_error(response: dict[str, Any]) -> APIError:
     """The HTTP error for a response that failed without streaming (503 when shutting down)."""
     error = response["error"]
-    kind = {SHUTTING_DOWN[0]: ServiceUnavailable, INVALID_OUTPUT: BadGateway}.get(
-        error["code"], APIError
-    )
-    return kind(error["message"], code=error["code"])
-
-
-def failure_response(response: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
-    return error_response(failure_error(response), headers)
+    return _FAILURE_ERRORS.get(error["code"], APIError)(error["message"], code=error["code"])
 
 
 def error_response(error: APIError, headers: dict[str, str] | None = None) -> Response:
@@ -116,7 +115,8 @@ class AgentServer:
 
     def __init__(self, settings: Settings, agent: AgentFunction | None = None) -> None:
         self.settings = settings
-        self.inputs = compile_inputs(settings)  # SettingsError if agent.yaml's templates are bad
+        # SettingsError if agent.yaml's templates are bad (Settings.from_env has checked them).
+        self.inputs = settings.input_plan or compile_inputs(settings)
         self.agent = agent or user_agent.respond
         self.provider = load_provider(settings)
         self.store = ResponseStore(settings.response_store_size)
@@ -151,13 +151,8 @@ class AgentServer:
                 raise ServiceUnavailable("The agent is shutting down; retry on another instance.")
             if headers is None:
                 headers = _first_values(scope["headers"])
-            limit = self.settings.max_request_bytes
-            check_body_headers(headers.get(b"content-type"), headers.get(b"content-length"), limit)
-            message = await receive()
-            body = first_body(message, limit)
-            if message.get("more_body", False):
-                body = await read_rest(receive, body, limit)
-            create = parse_create_request(decode_json(body))
+            create = parse_create_request(await read_json(receive, headers,
+                                                          self.settings.max_request_bytes))
             run, entry = self._start(create, _latin1(headers.get(b"x-agent-response-id")),
                                      _latin1(headers.get(b"x-agent-session-id")))
         except APIError as exc:
@@ -381,16 +376,15 @@ class AgentServer:
         """``POST /invocations``: the same request fields as /responses, a compact JSON answer."""
         if self.draining:
             raise ServiceUnavailable("The agent is shutting down; retry on another instance.")
-        headers = request.headers
-        body = await read_json(request.receive, headers.get("content-type"),
-                               headers.get("content-length"), self.settings.max_request_bytes)
-        create = parse_create_request(body)
+        headers = _first_values(request.scope["headers"])
+        create = parse_create_request(await read_json(request.receive, headers,
+                                                      self.settings.max_request_bytes))
         create.stream = create.background = False
-        run, entry = self._start(create, headers.get("x-agent-response-id"),
-                                 headers.get("x-agent-session-id"))
+        run, entry = self._start(create, _latin1(headers.get(b"x-agent-response-id")),
+                                 _latin1(headers.get(b"x-agent-session-id")))
         response = await run.complete()
         if response["status"] == "failed":
-            return failure_response(response)
+            return error_response(failure_error(response))
         output_text = "".join(
             part["text"] for item in response["output"] for part in item["content"]
         )
@@ -464,47 +458,18 @@ def _latin1(value: bytes | None) -> str | None:
     return None if value is None else value.decode("latin-1")
 
 
-def check_body_headers(content_type: str | bytes | None, content_length: str | bytes | None,
+def check_body_headers(content_type: bytes | None, content_length: bytes | None,
                        limit: int) -> None:
     """415 unless the body is JSON; 413 when its declared length is over ``limit``."""
-    if content_type != b"application/json" and content_type != "application/json":
-        if isinstance(content_type, bytes):
-            content_type = content_type.decode("latin-1")
-        media_type = (content_type or "").split(";", 1)[0].strip().lower()
-        if media_type != "application/json":
+    if content_type != b"application/json":
+        media_type = (content_type or b"").split(b";", 1)[0].strip().lower()
+        if media_type != b"application/json":
             raise UnsupportedMediaType(
-                f"Content-Type must be application/json; got {content_type or 'none'!r}.",
+                f"Content-Type must be application/json; got {_latin1(content_type) or 'none'!r}.",
                 param="content-type",
             )
     if content_length is not None and content_length.isdigit() and int(content_length) > limit:
         raise PayloadTooLarge(f"The request body is larger than {limit} bytes.")
-
-
-def first_body(message: dict[str, Any], limit: int) -> bytes:
-    """The body in the first ASGI message (most bodies arrive in one)."""
-    if message["type"] == "http.disconnect":
-        raise ClientDisconnect()
-    body = message.get("body", b"")
-    if len(body) > limit:
-        raise PayloadTooLarge(f"The request body is larger than {limit} bytes.")
-    return body
-
-
-async def read_rest(receive: Receive, first: bytes, limit: int) -> bytes:
-    """The rest of a body that arrives in several messages, joined to ``first``."""
-    chunks = [first]
-    size = len(first)
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ClientDisconnect()
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"The request body is larger than {limit} bytes.")
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks)
 
 
 def decode_json(body: bytes) -> Any:
@@ -523,15 +488,22 @@ def decode_json(body: bytes) -> Any:
         ) from None
 
 
-async def read_json(receive: Receive, content_type: str | None, content_length: str | None,
-                    limit: int) -> Any:
-    """The decoded JSON body, given the request's Content-Type and Content-Length headers."""
-    check_body_headers(content_type, content_length, limit)
-    message = await receive()
-    body = first_body(message, limit)
-    if message.get("more_body", False):
-        body = await read_rest(receive, body, limit)
-    return decode_json(body)
+async def read_json(receive: Receive, headers: dict[bytes, bytes], limit: int) -> Any:
+    """The decoded JSON body; ``headers`` are the request's (see :func:`_first_values`)."""
+    check_body_headers(headers.get(b"content-type"), headers.get(b"content-length"), limit)
+    chunks: list[bytes] = []  # the messages before the last (most bodies arrive in one)
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"The request body is larger than {limit} bytes.")
+        if not message.get("more_body", False):
+            return decode_json(b"".join((*chunks, chunk)) if chunks else chunk)
+        chunks.append(chunk)
 
 
 def _int_param(request: Request, name: str, default: int, low: int, high: int) -> int:

@@ -21,17 +21,22 @@ This module imports nothing from the package: ``protocol.py`` turns a problem in
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import math
+from collections.abc import Callable, Mapping
 from typing import Any
 
 FORMAT_TYPES = ("text", "json_object", "json_schema")
 JSON_FORMATS = frozenset({"json_object", "json_schema"})
 INVALID_OUTPUT = "invalid_model_output"
-_JSON_TYPES: dict[str, Any] = {
+# Whether a decoded JSON value has the JSON Schema ``type``: booleans are not numbers, 2.0 is an
+# integer, and NaN and the infinities (which ``json`` reads, though JSON has no such values) are
+# not numbers. Structured inputs (inputs.py) are checked by the same rule.
+JSON_TYPES: dict[str, Callable[[Any], bool]] = {
     "object": lambda v: isinstance(v, dict),
     "array": lambda v: isinstance(v, list),
     "string": lambda v: isinstance(v, str),
-    "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+    "number": lambda v: (isinstance(v, int) and not isinstance(v, bool))
+    or (isinstance(v, float) and math.isfinite(v)),
     "integer": lambda v: (isinstance(v, int) and not isinstance(v, bool))
     or (isinstance(v, float) and v.is_integer()),
     "boolean": lambda v: isinstance(v, bool),
@@ -143,8 +148,8 @@ def output_problem(text: str, fmt: Mapping[str, Any] | None) -> str | None:
     if isinstance(expected, str):
         expected = [expected]
     if isinstance(expected, list):
-        known = [name for name in expected if name in _JSON_TYPES]
-        if known and not any(_JSON_TYPES[name](value) for name in known):
+        known = [name for name in expected if name in JSON_TYPES]
+        if known and not any(JSON_TYPES[name](value) for name in known):
             return f"the value is not of the schema's type {' or '.join(known)}"
     required = schema.get("required")
     if isinstance(value, dict) and isinstance(required, list):

@@ -26,13 +26,13 @@ error messages.
 from __future__ import annotations
 
 import copy
-import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import InvalidRequest
+from .formats import JSON_TYPES
 from .handlebars import RenderError, Template, TemplateError, parse
 from .settings import Settings, SettingsError
 
@@ -67,23 +67,7 @@ def type_error(value: Any, schema: Mapping[str, Any] | None) -> str | None:
     if not schema or "type" not in schema:
         return None
     expected = schema["type"]
-    if expected == "string":
-        ok = isinstance(value, str)
-    elif expected == "boolean":
-        ok = isinstance(value, bool)
-    elif expected == "integer":
-        ok = not isinstance(value, bool) and (
-            isinstance(value, int) or (isinstance(value, float) and value.is_integer())
-        )
-    elif expected == "number":
-        ok = not isinstance(value, bool) and isinstance(value, (int, float)) and (
-            isinstance(value, int) or math.isfinite(value)
-        )
-    elif expected == "array":
-        ok = isinstance(value, list)
-    else:  # object
-        ok = isinstance(value, dict)
-    if not ok:
+    if not JSON_TYPES[expected](value):
         return f"must be {_article(expected)}; got {_json_type(value)}"
     items = schema.get("items")
     if expected == "array" and items:
@@ -98,22 +82,16 @@ def _article(kind: str) -> str:
     return f"an {kind}" if kind[0] in "aeiou" else f"a {kind}"
 
 
+# What a decoded JSON value is called, by type (bool before int: a bool is an int).
+_TYPE_NAMES = ((bool, "a boolean"), (int, "an integer"), (float, "a number"),
+               (str, "a string"), (list, "an array"), (dict, "an object"))
+
+
 def _json_type(value: Any) -> str:
     if value is None:
         return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int):
-        return "an integer"
-    if isinstance(value, float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, dict):
-        return "an object"
-    return type(value).__name__
+    return next((name for kind, name in _TYPE_NAMES if isinstance(value, kind)),
+                type(value).__name__)
 
 
 def _check_schema(schema: Any, where: str) -> Mapping[str, Any]:

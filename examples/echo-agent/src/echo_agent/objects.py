@@ -193,13 +193,15 @@ def message_item_json(item_id: str, status: str, text_json: str) -> str:
     )
 
 
-def usage_json(input_tokens: int, output_tokens: int) -> str:
-    """``dumps(usage(input_tokens, output_tokens))``."""
+def usage_json(input_tokens: int, output_tokens: int, total_tokens: int | None = None) -> str:
+    """``dumps(usage(input_tokens, output_tokens))``; ``total_tokens`` is their sum unless given."""
+    if total_tokens is None:
+        total_tokens = input_tokens + output_tokens
     return (
         f'{{"input_tokens":{json_value(input_tokens)},"input_tokens_details":{{"cached_tokens":0}},'
         f'"output_tokens":{json_value(output_tokens)},'
         f'"output_tokens_details":{{"reasoning_tokens":0}},'
-        f'"total_tokens":{json_value(input_tokens + output_tokens)}}}'
+        f'"total_tokens":{json_value(total_tokens)}}}'
     )
 
 
@@ -220,14 +222,9 @@ def _usage(value: Any) -> str:
         value.__class__ is dict and tuple(value) == _USAGE_KEYS
         and _is_zero(value["input_tokens_details"], "cached_tokens")
         and _is_zero(value["output_tokens_details"], "reasoning_tokens")
+        and value["total_tokens"] is not None
     ):
-        return (
-            f'{{"input_tokens":{json_value(value["input_tokens"])},'
-            f'"input_tokens_details":{{"cached_tokens":0}},'
-            f'"output_tokens":{json_value(value["output_tokens"])},'
-            f'"output_tokens_details":{{"reasoning_tokens":0}},'
-            f'"total_tokens":{json_value(value["total_tokens"])}}}'
-        )
+        return usage_json(value["input_tokens"], value["output_tokens"], value["total_tokens"])
     return json_value(value)
 
 

@@ -55,7 +55,6 @@ from .sse import DONE, Resume, encode_event, encode_fields_event, encode_respons
 logger = logging.getLogger(__name__)
 
 AgentFunction = Callable[[AgentContext], AsyncIterator[str]]
-TERMINAL_STATUSES = frozenset({"completed", "incomplete", "failed", "cancelled"})
 GENERIC_FAILURE = "The agent failed; the server log has the details."
 SHUTTING_DOWN = ("server_shutting_down",
                  "The agent was stopped because the server is shutting down; retry the request.")
@@ -115,8 +114,15 @@ class ResponseRun:
         self.task.cancel()
         return True
 
-    def _stopped(self) -> None:
-        """Turn the cancellation that :meth:`abort` caused into the failed state."""
+    def _fail_with(self, exc: BaseException) -> None:
+        """End the run as failed by ``exc``, raised while the agent ran: a cancellation that
+        :meth:`abort` caused becomes ``server_shutting_down`` (any other is raised again); any
+        other exception, the failure :func:`_failure` gives for it."""
+        if not isinstance(exc, asyncio.CancelledError):
+            self._fail(*_failure(exc))
+            return
+        if not self.aborted:
+            raise exc
         task = asyncio.current_task()
         if task is not None and hasattr(task, "uncancel"):  # Python 3.11+
             task.uncancel()
@@ -212,12 +218,8 @@ class ResponseRun:
                             ))
                 finally:
                     await self._close(chunks, finished)
-            except Exception as exc:
-                self._fail(*_failure(exc))
-            except asyncio.CancelledError:
-                if not self.aborted:
-                    raise
-                self._stopped()
+            except (Exception, asyncio.CancelledError) as exc:
+                self._fail_with(exc)
             self._closing(batch, "".join(pieces), item_id, where)
             if done_marker:
                 batch.append(DONE)
@@ -290,12 +292,8 @@ class ResponseRun:
                         pieces.append(chunk)
             finally:
                 await chunks.aclose()
-        except Exception as exc:
-            self._fail(*_failure(exc))
-        except asyncio.CancelledError:
-            if not self.aborted:
-                raise
-            self._stopped()
+        except (Exception, asyncio.CancelledError) as exc:
+            self._fail_with(exc)
         else:
             text = "".join(pieces)
             if self._check_output(text):

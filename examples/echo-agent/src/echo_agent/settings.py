@@ -34,7 +34,10 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .inputs import InputPlan
 
 DEFAULT_MANIFEST = Path(__file__).resolve().parents[2] / "agent.yaml"
 
@@ -89,6 +92,9 @@ class Settings:
     top_p: float | None = None
     response_format: Mapping[str, Any] | None = None
     metadata: Mapping[str, str] = field(default_factory=dict)
+    # inputs.compile_inputs() of these settings, as from_env() checked them. Not an argument,
+    # so dataclasses.replace() leaves it out, and the server compiles the changed settings.
+    input_plan: InputPlan | None = field(default=None, init=False, compare=False, repr=False)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -120,7 +126,8 @@ class Settings:
         )
         from .inputs import compile_inputs  # imports this module
 
-        compile_inputs(settings, path.name)  # a bad declaration or template stops start-up
+        # A bad declaration or template stops start-up; the server uses the plan as it is.
+        object.__setattr__(settings, "input_plan", compile_inputs(settings, path.name))
         return settings
 
 

@@ -148,9 +148,9 @@ class RemoteProvider:
             await asyncio.sleep(delay)
 
     async def _attempt(self, body: dict[str, Any], usage: Usage) -> AsyncIterator[str]:
-        request = self.client().build_request("POST", self.url(), json=body,
-                                              headers=self.headers())
-        response = await self.client().send(request, stream=True)
+        client = self.client()
+        request = client.build_request("POST", self.url(), json=body, headers=self.headers())
+        response = await client.send(request, stream=True)
         try:
             if response.status_code >= 400:
                 await response.aread()
