@@ -8,8 +8,11 @@
     │   └── ContainerError       exit code 5   a container exited or never became ready
     │                                          (carries the container's ``logs``)
     ├── SmokeError               exit code 6   `actk smoke`: one or more checks failed
-    └── InvokeError              exit code 7   the agent endpoint is unreachable or answered
-                                               with an error
+    ├── InvokeError              exit code 7   the agent endpoint is unreachable or answered
+    │                                          with an error
+    ├── RegistryError            exit code 8   registry credentials or a push failed
+    └── CloudError               exit code 9   a cloud control-plane call failed (remote
+                                               build, deploy, status, delete)
 
 Each error carries a one-line ``hint`` telling the user how to fix it. The CLI prints
 ``error: <message>`` and ``hint: <hint>`` and exits with the class's ``exit_code``; only
@@ -72,3 +75,11 @@ class SmokeError(ToolkitError):
 
 class InvokeError(ToolkitError):
     exit_code = 7
+
+
+class RegistryError(ToolkitError):
+    exit_code = 8
+
+
+class CloudError(ToolkitError):
+    exit_code = 9

@@ -73,9 +73,26 @@ class ResponseFormat(Strict):
         return self
 
 
+class RegistrySettings(Strict):
+    """How to sign in to the image's registry, when its host alone does not say enough."""
+
+    # Which credential provider; auto picks it from the host (*.azurecr.io, *.aliyuncs.com).
+    kind: Literal["auto", "azure", "alibaba", "generic"] = "auto"
+    # Azure: the Entra tenant for the ACR token exchange (default: the token's own tenant),
+    # and the registry's subscription and resource group for `actk build --remote acr`.
+    tenant_id: str | None = None
+    subscription_id: str | None = None
+    resource_group: str | None = None
+    # Alibaba enterprise edition: the instance id (cri-...); looked up by name when absent.
+    instance_id: str | None = Field(None, pattern=r"^cri-[a-z0-9]+$")
+    # Alibaba: the region when the host does not carry it.
+    region: str | None = None
+
+
 class ImageSettings(Strict):
     repository: str | None = None
     tag: str = "{git_sha}"
+    registry: RegistrySettings = Field(default_factory=RegistrySettings)
 
 
 class BuildSettings(Strict):
