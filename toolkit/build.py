@@ -12,7 +12,7 @@ from toolkit.build_context import collect, refuse_secret_files
 from toolkit.builders import BuildRequest, build_with_api, build_with_cli, choose_builder
 from toolkit.ca_bundle import find_ca_bundle
 from toolkit.console import Console
-from toolkit.gitinfo import read_git_info
+from toolkit.gitinfo import GitInfo, read_git_info
 from toolkit.manifest import Manifest, find_manifest, load_manifest
 from toolkit.options import split_pair
 from toolkit.tags import image_references
@@ -77,6 +77,35 @@ def parse_build_args(pairs: list[str]) -> dict[str, str]:
     return dict(split_pair(p, "--build-arg", "--build-arg PIP_INDEX_URL=https://…") for p in pairs)
 
 
+def planned_tags(
+    repo: Path,
+    manifest: Manifest,
+    templates: list[str],
+    console: Console,
+    *,
+    latest: bool = True,
+    git: GitInfo | None = None,
+    now: datetime | None = None,
+) -> list[str]:
+    """The references a build of ``repo`` gets: each tag template filled (and ``:latest``)."""
+    git = git or read_git_info(repo)
+    now = now or datetime.now(timezone.utc)
+    templates = templates or [manifest.image.tag]
+    if git.short_sha:
+        git_sha = git.short_sha + ("-dirty" if git.dirty else "")
+    else:
+        git_sha = "dev"
+        if any("{git_sha}" in t for t in templates):
+            console.warn(f"{repo.resolve()} is not a git repository: {{git_sha}} becomes 'dev'")
+    values = {
+        "git_sha": git_sha,
+        "timestamp": now.strftime("%Y%m%d%H%M%S"),
+        "version": project_version(repo),
+    }
+    repository = manifest.image.repository or manifest.name
+    return image_references(repository, [*templates, *(["latest"] if latest else [])], values)
+
+
 def plan_build(
     repo: Path, manifest: Manifest, options: BuildOptions, console: Console
 ) -> BuildRequest:
@@ -84,17 +113,9 @@ def plan_build(
     git = read_git_info(repo)
     now = datetime.now(timezone.utc)
     version = project_version(repo)
-    templates = options.tags or [manifest.image.tag]
-    if git.short_sha:
-        git_sha = git.short_sha + ("-dirty" if git.dirty else "")
-    else:
-        git_sha = "dev"
-        if any("{git_sha}" in t for t in templates):
-            console.warn(f"{repo.resolve()} is not a git repository: {{git_sha}} becomes 'dev'")
-    values = {"git_sha": git_sha, "timestamp": now.strftime("%Y%m%d%H%M%S"), "version": version}
-    repository = manifest.image.repository or manifest.name
-    extra = ["latest"] if options.tag_latest else []
-    tags = image_references(repository, [*templates, *extra], values)
+    tags = planned_tags(
+        repo, manifest, options.tags, console, latest=options.tag_latest, git=git, now=now
+    )
 
     build = manifest.build
     context = collect((repo / build.context).resolve(), build.dockerfile)

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -19,8 +19,20 @@ from toolkit import __version__
 from toolkit.console import non_interactive
 from toolkit.errors import ToolkitError
 
+if TYPE_CHECKING:
+    from toolkit.console import Console
+    from toolkit.push import PushResult
+
 JSON_OPTION = click.option(
     "--json", "as_json", is_flag=True, help="Print one JSON object for machines."
+)
+DIRECTORY_OPTION = click.option(
+    "--directory",
+    "-C",
+    type=click.Path(path_type=Path),
+    default=".",
+    show_default=True,
+    help="The agent repository whose agent.yaml is read.",
 )
 
 
@@ -163,6 +175,8 @@ def schema() -> None:
     help="buildx or buildkit (DOCKER_BUILDKIT=1, clients before 23.0) through the docker CLI, "
     "or the Engine API; auto picks the first BuildKit-capable client, else the API.",
 )
+@click.option("--push", "push_after", is_flag=True,
+              help="Push the built tags afterwards (as `actk push` does).")
 @JSON_OPTION
 @handle_errors
 def build(
@@ -174,6 +188,7 @@ def build(
     ca_bundle: Path | None,
     allow_secret_files: bool,
     builder: str,
+    push_after: bool,
     as_json: bool,
 ) -> None:
     """Build the agent's image from DIRECTORY (default: the current directory).
@@ -197,25 +212,105 @@ def build(
         builder=builder,
     )
     result = build_image(directory, options, console)
-    console.emit(result.to_dict())
     console.success(
         f"built {result.image_id[:19]} ({human_bytes(result.size)}, {result.seconds:.1f} s, "
         f"{result.builder})"
     )
     for tag in result.tags:
         console.success(f"  {tag}")
+    payload: dict[str, object] = result.to_dict()
+    if push_after:
+        import os
+
+        from toolkit.push import PushOptions, push_image
+
+        pushed = push_image(
+            directory, PushOptions(images=result.tags, platform=platform), console, os.environ
+        )
+        _report_push(console, pushed)
+        payload["push"] = pushed.to_dict()
+    console.emit(payload)
+
+
+# --- registries: push -------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("images", nargs=-1, metavar="[IMAGE:TAG]...")
+@click.option("--username", "-u", help="Registry user name (with --password-stdin).")
+@click.option("--password-stdin", is_flag=True, help="Read the registry password from stdin.")
+@click.option(
+    "--registry-kind",
+    type=click.Choice(["auto", "azure", "alibaba", "generic"]),
+    help="How to sign in (default: image.registry.kind of agent.yaml, else from the host).",
+)
+@click.option("--force", is_flag=True, help="Push even if the image's platform is not the "
+              "manifest's.")
+@click.option("--retries", type=click.IntRange(0, 10), default=3, show_default=True,
+              help="Retries after transient failures (resets, timeouts, 5xx), with backoff.")
+@DIRECTORY_OPTION
+@JSON_OPTION
+@handle_errors
+def push(
+    images: tuple[str, ...],
+    username: str | None,
+    password_stdin: bool,
+    registry_kind: str | None,
+    force: bool,
+    retries: int,
+    directory: Path,
+    as_json: bool,
+) -> None:
+    """Push the agent's image to its registry and print the digest.
+
+    IMAGE:TAG defaults to the tags `actk build` gives (image.repository with image.tag and
+    latest). Credentials come from --username/--password-stdin, ACTK_REGISTRY_USERNAME and
+    ACTK_REGISTRY_PASSWORD, the registry's own flow (Azure: Entra ID token exchange; Alibaba:
+    temporary token from the Container Registry API), or your Docker config, in that order.
+    They stay in memory: nothing is written to ~/.docker/config.json.
+    """
+    import os
+
+    from toolkit.console import Console
+    from toolkit.errors import UsageError
+    from toolkit.push import PushOptions, push_image
+
+    password = None
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+        if not password:
+            raise UsageError("--password-stdin read an empty password",
+                             hint="echo \"$TOKEN\" | actk push --username NAME --password-stdin")
+    elif username:
+        raise UsageError("--username needs --password-stdin (passwords never go on a "
+                         "command line)", hint="echo \"$TOKEN\" | actk push --username NAME "
+                         "--password-stdin")
+    console = Console(as_json=as_json)
+    options = PushOptions(
+        images=list(images),
+        username=username,
+        password=password,
+        registry_kind=registry_kind,
+        force=force,
+        retries=retries,
+    )
+    result = push_image(directory, options, console, os.environ)
+    _report_push(console, result)
+    console.emit(result.to_dict())
+
+
+def _report_push(console: Console, result: PushResult) -> None:
+    from toolkit.build_context import human_bytes
+
+    verified = "" if result.digest_verified else " (as reported by the engine)"
+    console.success(f"pushed {result.reference}{verified}")
+    console.success(
+        f"  {result.layers_uploaded} layers uploaded ({human_bytes(result.bytes_uploaded)}), "
+        f"{result.layers_existing} already there, {result.seconds:.1f} s"
+    )
 
 
 # --- local containers: run, invoke, smoke -----------------------------------------------------
-
-DIRECTORY_OPTION = click.option(
-    "--directory",
-    "-C",
-    type=click.Path(path_type=Path),
-    default=".",
-    show_default=True,
-    help="The agent repository whose agent.yaml is read.",
-)
 
 
 def _show_logs(logs: str) -> None:

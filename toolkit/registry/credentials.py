@@ -18,9 +18,14 @@ class RegistryCredentials:
     password: str = field(repr=False)
     source: str = ""
     expires_at: float | None = None
+    # An OAuth2 refresh token (what `docker login` stores for OAuth registries) rather than a
+    # password: the engine then asks the registry's token service with grant_type=refresh_token.
+    identity_token: bool = False
 
     def auth_config(self) -> dict[str, str]:
         """The ``X-Registry-Auth`` content docker-py sends with a push."""
+        if self.identity_token:
+            return {"identitytoken": self.password, "serveraddress": self.registry}
         return {
             "username": self.username,
             "password": self.password,
