@@ -11,7 +11,7 @@ import pytest
 
 from toolkit.build import BuildOptions, parse_build_args, plan_build, project_version
 from toolkit.build_context import collect, secret_files
-from toolkit.builders import DockerCli, choose_builder, cli_command
+from toolkit.builders import DockerCli, builder_mode, choose_builder, cli_command
 from toolkit.ca_bundle import find_ca_bundle
 from toolkit.console import Console
 from toolkit.dockerfile import for_classic_builder
@@ -253,6 +253,17 @@ class TestBuilderChoice:
         assert argv[argv.index("--platform") + 1] == "linux/amd64"
         assert argv[-1] == str(repo.resolve())
         assert PEM.strip() not in " ".join(argv)
+
+    def test_any_other_builder_name_is_a_buildx_builder(self, repo: Path) -> None:
+        mode, name = builder_mode("remote-bk")
+        assert (mode, name) == ("buildx", "remote-bk")
+        request = plan(repo)
+        request.builder_name = name
+        argv = cli_command(DockerCli("docker", (28, 2), True), mode, request, "/tmp/iid")
+        assert argv[argv.index("--builder") + 1] == "remote-bk"
+        assert builder_mode("api") == ("api", None)
+        with pytest.raises(UsageError, match="buildx builder"):
+            builder_mode("--rm")
 
 
 def test_git_urls_lose_their_credentials() -> None:

@@ -9,7 +9,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from toolkit.build_context import collect, refuse_secret_files
-from toolkit.builders import BuildRequest, build_with_api, build_with_cli, choose_builder
+from toolkit.builders import (
+    BuildRequest,
+    build_with_api,
+    build_with_cli,
+    builder_mode,
+    choose_builder,
+)
 from toolkit.ca_bundle import find_ca_bundle
 from toolkit.console import Console
 from toolkit.gitinfo import GitInfo, read_git_info
@@ -162,10 +168,13 @@ def build_image(directory: Path, options: BuildOptions, console: Console) -> Bui
     manifest = load_manifest(manifest_path)
     check_startup(repo, manifest_path)
     request = plan_build(repo, manifest, options, console)
+    wanted, request.builder_name = builder_mode(options.builder)
     client = docker_client()  # fail early, with the fix, when no engine answers
-    mode, cli = choose_builder(options.builder)
+    mode, cli = choose_builder(wanted)
 
     builder = f"{mode} via {cli.path}" if cli else "the Engine API (classic builder)"
+    if request.builder_name:
+        builder += f", builder {request.builder_name}"
     console.step(
         f"context {request.context.root}: {len(request.context.files)} files, "
         f"{request.context.human_size}"

@@ -39,6 +39,8 @@ class BuildRequest:
     build_args: dict[str, str] = field(default_factory=dict)
     labels: dict[str, str] = field(default_factory=dict)
     ca: CaBundle | None = None
+    # A named buildx builder (`docker buildx create --name ...`, e.g. a remote BuildKit).
+    builder_name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,18 @@ def probe_cli(path: str) -> DockerCli | None:
     return DockerCli(path=path, version=numbers, has_buildx=buildx.returncode == 0)
 
 
+def builder_mode(wanted: str) -> tuple[str, str | None]:
+    """(mode, buildx builder name): any name other than the modes is a buildx builder."""
+    if wanted in BUILDERS:
+        return wanted, None
+    if not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", wanted):
+        raise UsageError(
+            f"'{wanted}' is neither a builder mode nor a buildx builder name",
+            hint="use " + ", ".join(BUILDERS) + ", or the name of a `docker buildx ls` builder",
+        )
+    return "buildx", wanted
+
+
 def choose_builder(wanted: str = "auto") -> tuple[str, DockerCli | None]:
     """The builder to use: ``wanted``, or in ``auto`` the first BuildKit client, else the API."""
     if wanted not in BUILDERS:
@@ -105,6 +119,8 @@ def cli_command(cli: DockerCli, mode: str, request: BuildRequest, iidfile: str) 
     """The docker CLI argv for a BuildKit build (no secret values on it: only file paths)."""
     context = request.context
     argv = [cli.path, *(["buildx", "build", "--load"] if mode == "buildx" else ["build"])]
+    if mode == "buildx" and request.builder_name:
+        argv += ["--builder", request.builder_name]
     argv += ["--progress", "plain", "--platform", request.platform, "--iidfile", iidfile]
     argv += ["--file", str(context.root / context.dockerfile)]
     for tag in request.tags:

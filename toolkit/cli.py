@@ -169,11 +169,12 @@ def schema() -> None:
               help="Send .env files, keys and credential files in the context anyway.")
 @click.option(
     "--builder",
-    type=click.Choice(["auto", "buildx", "buildkit", "api"]),
     default="auto",
     show_default=True,
+    metavar="auto|buildx|buildkit|api|NAME",
     help="buildx or buildkit (DOCKER_BUILDKIT=1, clients before 23.0) through the docker CLI, "
-    "or the Engine API; auto picks the first BuildKit-capable client, else the API.",
+    "or the Engine API; auto picks the first BuildKit-capable client, else the API. Any other "
+    "NAME is a buildx builder (docker buildx ls), e.g. a remote BuildKit.",
 )
 @click.option("--push", "push_after", is_flag=True,
               help="Push the built tags afterwards (as `actk push` does).")
