@@ -78,6 +78,16 @@ class TestPlan:
         (repo / "src" / "echo_agent" / "agent.py").write_text("# edited\n", encoding="utf-8")
         assert plan(repo).tags[0].endswith("-dirty")
 
+    def test_a_committed_state_file_that_changed_is_not_dirt(self, repo: Path) -> None:
+        from toolkit.state import write_section
+
+        write_section(repo, "image", {"digest": "sha256:1"})
+        subprocess.run(["git", "-C", str(repo), "add", ".actk"], check=True)
+        subprocess.run(["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t",
+                        "commit", "-qm", "record the push"], check=True)
+        write_section(repo, "image", {"digest": "sha256:2"})
+        assert not plan(repo).tags[0].endswith("-dirty")
+
     def test_without_git_the_sha_is_dev(self, default_render: Path) -> None:
         assert plan(default_render).tags[0] == "echo-agent:dev"
 

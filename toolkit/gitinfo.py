@@ -41,6 +41,8 @@ def read_git_info(repo: Path) -> GitInfo:
     sha = _git(repo, "rev-parse", "HEAD")
     if not sha:
         return GitInfo()
-    status = _git(repo, "status", "--porcelain", "--untracked-files=no")
+    # .actk/ holds what actk recorded (pushed digests, deployed versions), not image source:
+    # committing it after a push must not make the next build's tag "-dirty".
+    status = _git(repo, "status", "--porcelain", "--untracked-files=no", "--", ".", ":!.actk")
     remote = _git(repo, "remote", "get-url", "origin")
     return GitInfo(sha=sha, dirty=bool(status), remote_url=public_url(remote) if remote else None)

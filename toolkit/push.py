@@ -133,6 +133,7 @@ def push_image(
         f"pushing {repository} ({', '.join(tags)}) to {host} with "
         + (credentials.source if credentials else "no credentials (anonymous)")
     )
+    check_access(host, repository, credentials, console)
     started = time.monotonic()
     tally = LayerTally()
     attempts, digest = 0, ""
@@ -253,6 +254,26 @@ def is_transient(message: str) -> bool:
     if any(marker in lowered for marker in DENIED_MARKERS):
         return False
     return any(marker in lowered for marker in TRANSIENT_MARKERS)
+
+
+def check_access(
+    host: str, repository: str, credentials: RegistryCredentials | None, console: Console
+) -> None:
+    """Refused credentials fail here, in a second, with the missing permission named."""
+    from toolkit.registry.client import AccessDenied, RegistryClient
+
+    try:
+        with RegistryClient(host, credentials) as registry:
+            registry.check_access(repository_path(repository))
+    except AccessDenied as exc:
+        source = credentials.source if credentials else "no credentials"
+        raise RegistryError(
+            f"{exc.message}: {source} may not push {repository}",
+            hint=_denied_hint(host, credentials),
+        ) from None
+    except RegistryError as exc:
+        # The engine may reach what we cannot (its own proxy or mirror settings): let it try.
+        console.warn(f"could not check the credentials first ({exc.message})")
 
 
 def verify_digest(

@@ -31,6 +31,10 @@ MANIFEST_TYPES = ", ".join(
 CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
 
 
+class AccessDenied(RegistryError):
+    """The registry (or its token service) refused the credentials."""
+
+
 class RegistryClient:
     """A read-only client for one registry host."""
 
@@ -68,6 +72,12 @@ class RegistryClient:
         self._check(response, f"reading {repository}:{reference}")
         return "sha256:" + hashlib.sha256(response.content).hexdigest()
 
+    def check_access(self, repository: str) -> None:
+        """Sign in with push scope, so bad credentials fail now rather than after the engine's
+        own retries (a refused token costs the engine about a minute of back-off)."""
+        response = self._get("/v2/", scope=f"repository:{repository}:push,pull")
+        self._check(response, "the credentials")
+
     def _get(self, path: str, *, scope: str, method: str = "GET") -> httpx.Response:
         headers = {"Accept": MANIFEST_TYPES}
         response = self._send(method, path, headers)
@@ -99,7 +109,7 @@ class RegistryClient:
 
         scheme = challenge.split(" ", 1)[0].lower()
         if self.credentials is None:
-            raise RegistryError(
+            raise AccessDenied(
                 f"{self.host} asks for credentials to read the pushed manifest",
                 hint="pass --username/--password-stdin or set ACTK_REGISTRY_USERNAME/PASSWORD",
             )
@@ -142,9 +152,10 @@ class RegistryClient:
 
     def _check(self, response: httpx.Response, doing: str) -> None:
         if response.status_code in (401, 403):
-            raise RegistryError(
-                f"{self.host} refused {doing} ({response.status_code})",
-                hint="the credentials lack pull rights on this repository",
+            raise AccessDenied(
+                f"{self.host} refused {doing} ({response.status_code} "
+                f"{_error_text(response, self._secrets)})",
+                hint="the credentials lack rights on this repository",
             )
         if response.status_code >= 400:
             text = redact(response.text.strip()[:200], self._secrets)
@@ -158,3 +169,13 @@ class RegistryClient:
             f"cannot reach {self.host}: {redact(str(exc), self._secrets) or type(exc).__name__}",
             hint="check the host name, your network and proxy settings (HTTPS_PROXY, NO_PROXY)",
         )
+
+
+def _error_text(response: httpx.Response, secrets: tuple[str, ...]) -> str:
+    """The distribution spec's ``{"errors":[{"code","message"}]}`` as one short line."""
+    try:
+        errors = response.json().get("errors") or []
+        text = "; ".join(f"{e.get('code', '')}: {e.get('message', '')}" for e in errors)
+    except (ValueError, AttributeError):
+        text = response.text
+    return redact(text.strip()[:200], secrets) or response.reason_phrase
