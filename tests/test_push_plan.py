@@ -250,3 +250,31 @@ def test_a_password_on_the_command_line_is_not_accepted(tmp_path: Path) -> None:
     result = actk("push", "--username", "robot", cwd=repo)
     assert result.returncode == UsageError.exit_code
     assert "--password-stdin" in result.stderr
+
+
+def test_layer_progress_counts_bytes_and_prints_each_change_once(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from toolkit.console import Console
+    from toolkit.push_progress import LayerTally, layer_progress
+
+    monkeypatch.setenv("CI", "true")
+    events = [
+        {"status": "The push refers to repository [r/a]"},
+        {"status": "Preparing", "id": "aaa"},
+        {"status": "Preparing", "id": "bbb"},
+        {"status": "Pushing", "id": "aaa", "progressDetail": {"current": 512, "total": 1000}},
+        {"status": "Pushing", "id": "aaa", "progressDetail": {"current": 1000, "total": 1000}},
+        {"status": "Layer already exists", "id": "bbb"},
+        {"status": "Pushed", "id": "aaa"},
+        {"status": "v1: digest: sha256:abc size: 528"},
+    ]
+    tally = LayerTally()
+    with layer_progress(Console(), "r/a:v1") as sink:
+        for event in events:
+            tally.record(event)
+            sink(event)
+    assert (tally.bytes_uploaded, set(tally.uploaded), tally.existing) == (1000, {"aaa"}, {"bbb"})
+    lines = capsys.readouterr().err.splitlines()
+    assert lines.count("    aaa: Pushing") == 1
+    assert lines[-1] == "    v1: digest: sha256:abc size: 528"
