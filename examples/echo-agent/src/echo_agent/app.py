@@ -8,14 +8,8 @@ import os
 import time
 from collections.abc import AsyncIterator
 from functools import partial
+from types import SimpleNamespace
 from typing import Any
-
-from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
-from starlette.requests import ClientDisconnect, Request
-from starlette.responses import Response
-from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from . import agent as user_agent
 from .context import AgentContext
@@ -24,7 +18,6 @@ from .errors import (
     BadGateway,
     Conflict,
     InvalidRequest,
-    MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
     ServiceUnavailable,
@@ -37,6 +30,21 @@ from .logs import AccessLog
 from .objects import dumps, new_response, response_segments
 from .protocol import CreateRequest, parse_create_request
 from .providers import load_provider
+from .routing import (
+    ASGIApp,
+    ClientDisconnect,
+    Receive,
+    Request,
+    Response,
+    Route,
+    Router,
+    Scope,
+    Send,
+    encode_headers,
+    error_headers,
+    error_response,
+    send_json,
+)
 from .runs import SHUTTING_DOWN, AgentFunction, BackgroundRun, ResponseRun
 from .settings import Settings
 from .sse import EventStreamResponse
@@ -47,11 +55,12 @@ access_log = AccessLog(logging.getLogger(f"{__package__}.access"))
 
 HEALTH_PATHS = frozenset({"/readiness", "/ready", "/liveness", "/health", "/ping"})
 CREATE_PATHS = frozenset({"/responses", "/v1/responses"})  # POST: the hot route
-_JSON_TYPE = (b"content-type", b"application/json")
 
 
 class JSONBody(Response):
-    media_type = "application/json"
+    """A JSON answer made from data."""
+
+    __slots__ = ()
 
     def render(self, content: Any) -> bytes:
         return dumps(content).encode()
@@ -69,44 +78,9 @@ def failure_error(response: dict[str, Any]) -> APIError:
     return _FAILURE_ERRORS.get(error["code"], APIError)(error["message"], code=error["code"])
 
 
-def error_response(error: APIError, headers: dict[str, str] | None = None) -> Response:
-    return Response(
-        error.body(), status_code=error.status, media_type="application/json", headers=headers
-    )
-
-
-def error_headers(error: APIError) -> dict[str, str] | None:
-    """Headers an error response adds: 503 closes the connection, 409 tells SDKs not to retry."""
-    if isinstance(error, ServiceUnavailable):
-        return {"connection": "close"}
-    if isinstance(error, Conflict):  # replaying the same request cannot succeed
-        return {"x-should-retry": "false"}
-    return None
-
-
 def _session_header(session_id: str) -> list[tuple[bytes, bytes]]:
-    """``x-agent-session-id`` as a JSON answer carries it (latin-1, as Starlette encodes)."""
+    """``x-agent-session-id`` as a JSON answer carries it (latin-1, as every JSON answer)."""
     return [(b"x-agent-session-id", session_id.encode("latin-1"))]
-
-
-def _encoded(headers: dict[str, str] | None) -> list[tuple[bytes, bytes]]:
-    """Headers as Starlette's ``Response`` encodes them."""
-    if not headers:
-        return []
-    return [(key.lower().encode("latin-1"), value.encode("latin-1"))
-            for key, value in headers.items()]
-
-
-async def send_json(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]],
-                    trailing: tuple[tuple[bytes, bytes], ...] = ()) -> None:
-    """Send what ``Response(body, status, media_type="application/json", headers)`` sends, and
-    the ``trailing`` headers after Starlette's (where the request log's ``x-request-id`` goes)."""
-    await send({
-        "type": "http.response.start",
-        "status": status,
-        "headers": [*headers, (b"content-length", b"%d" % len(body)), _JSON_TYPE, *trailing],
-    })
-    await send({"type": "http.response.body", "body": body})
 
 
 class AgentServer:
@@ -141,9 +115,9 @@ class AgentServer:
                               trailing: tuple[tuple[bytes, bytes], ...] = (),
                               headers: dict[bytes, bytes] | None = None) -> None:
         """``POST /responses``, as a raw ASGI handler: the route every answer goes through, so it
-        skips Starlette's request and response objects. It answers API errors itself (as
-        :func:`api_error` would), sends ``trailing`` headers last, and records the status it
-        sent and the response id in ``scope["state"]`` for the request log. ``headers`` are
+        skips the request and response objects. It answers API errors itself (as the router
+        would), sends ``trailing`` headers last, and records the status it sent and the
+        response id in ``scope["state"]`` for the request log. ``headers`` are
         ``_first_values(scope["headers"])`` when the caller has them."""
         state = scope.setdefault("state", {})
         try:  # API errors come from here: after _start, failures are the response's own
@@ -157,7 +131,8 @@ class AgentServer:
                                      _latin1(headers.get(b"x-agent-session-id")))
         except APIError as exc:
             state["status"] = exc.status
-            await send_json(send, exc.status, exc.body(), _encoded(error_headers(exc)), trailing)
+            await send_json(send, exc.status, exc.body(), encode_headers(error_headers(exc)),
+                            trailing)
             return
         state["response_id"] = run.response["id"]
         session_id = run.ctx.session_id
@@ -203,7 +178,7 @@ class AgentServer:
     async def _stream(self, scope: Scope, receive: Receive, send: Send,
                       batches: AsyncIterator[list[bytes]], session_id: str,
                       trailing: tuple[tuple[bytes, bytes], ...], state: dict[str, Any]) -> None:
-        # SSE headers are UTF-8 encoded (Starlette's JSON responses use latin-1).
+        # SSE headers are UTF-8 encoded (JSON answers use latin-1).
         headers = [(b"x-agent-session-id", session_id.encode()), *trailing]
         response = EventStreamResponse(
             batches, keepalive=self.settings.sse_keepalive_interval, headers=headers
@@ -310,7 +285,7 @@ class AgentServer:
             return EventStreamResponse(
                 entry.run.follow(starting_after), keepalive=self.settings.sse_keepalive_interval
             )
-        return Response(entry.json(), media_type="application/json")
+        return Response(entry.json())
 
     async def delete_response(self, request: Request) -> Response:
         entry = self._lookup(request)
@@ -413,14 +388,14 @@ class AgentServer:
 
     def routes(self) -> list[Route]:
         responses = [
-            Route("/responses", RawEndpoint(self.create_response), methods=["POST"]),
+            Route("/responses", self.create_response, methods=["POST"], raw=True),
             Route("/responses/{response_id}", self.get_response, methods=["GET"]),
             Route("/responses/{response_id}", self.delete_response, methods=["DELETE"]),
             Route("/responses/{response_id}/cancel", self.cancel_response, methods=["POST"]),
             Route("/responses/{response_id}/input_items", self.list_input_items, methods=["GET"]),
         ]
         aliases = [
-            Route("/v1" + route.path, route.endpoint, methods=route.methods - {"HEAD"})
+            Route("/v1" + route.path, route.endpoint, route.methods, raw=route.raw)
             for route in responses
         ]
         return [
@@ -438,19 +413,8 @@ class AgentServer:
 # --- request helpers -------------------------------------------------------------------------
 
 
-class RawEndpoint:
-    """A raw ASGI handler in the route table: Starlette calls it with ``scope, receive, send``
-    (a bound method would be wrapped in a ``Request``/``Response`` endpoint instead)."""
-
-    def __init__(self, handle) -> None:
-        self.handle = handle
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self.handle(scope, receive, send)
-
-
 def _first_values(raw: list[tuple[bytes, bytes]]) -> dict[bytes, bytes]:
-    """The request's headers by (lower-case) name; the first one wins, as in Starlette."""
+    """The request's headers by (lower-case) name; the first one wins."""
     return dict(reversed(raw)) if len(raw) > 1 else dict(raw)
 
 
@@ -522,39 +486,16 @@ def _int_param(request: Request, name: str, default: int, low: int, high: int) -
 # --- errors and the access log -----------------------------------------------------------------
 
 
-async def api_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, APIError)
-    return error_response(exc, error_headers(exc))
-
-
-async def http_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, HTTPException)
-    if exc.status_code == 405:
-        error: APIError = MethodNotAllowed(
-            f"Method {request.method} is not allowed on {request.url.path}.",
-        )
-        return error_response(error, exc.headers)
-    if exc.status_code == 404:
-        return error_response(NotFound(f"No route for {request.method} {request.url.path}."))
-    error = InvalidRequest(str(exc.detail))
-    error.status = exc.status_code
-    return error_response(error, exc.headers)
-
-
 UNEXPECTED = "The server had an error while processing your request."
 
 
-async def unexpected_error(request: Request, exc: Exception) -> Response:
-    logger.error("unhandled error", exc_info=exc)
-    return error_response(APIError(UNEXPECTED))
-
-
 class RequestLog:
-    """Pure ASGI middleware, outermost: request id, in-flight count and one JSON access-log line.
+    """Pure ASGI middleware, outermost: request id, in-flight count, one JSON access-log line,
+    and the last-resort answer to an unexpected exception (logged, answered 500 unless an
+    answer has started, then raised again for the server to see).
 
     :class:`AgentApp` sends ``POST /responses`` to :meth:`create`, straight to its raw handler,
-    past Starlette's routing and error middleware (the handler answers API errors itself;
-    anything else is answered here as Starlette's error middleware would)."""
+    past the router (the handler answers API errors itself)."""
 
     def __init__(self, app: ASGIApp, server: AgentServer) -> None:
         self.app = app
@@ -587,20 +528,20 @@ class RequestLog:
                 )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+        """Any other HTTP request."""
         request_id = _request_id(_first_value(scope["headers"], b"x-request-id"))
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
         status = 500
+        started = False
         tracked = scope["path"] not in HEALTH_PATHS
         request_id_header = (b"x-request-id", request_id.encode("latin-1"))
 
         async def send_with_id(message) -> None:
-            nonlocal status
+            nonlocal status, started
             if message["type"] == "http.response.start":
                 status = message["status"]
+                started = True
                 message["headers"] = [*message.get("headers", ()), request_id_header]
             await send(message)
 
@@ -609,6 +550,11 @@ class RequestLog:
             self.server.in_flight += 1
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception as exc:
+            logger.error("unhandled error", exc_info=exc)
+            if not started:
+                await send_json(send_with_id, 500, APIError(UNEXPECTED).body(), [])
+            raise
         finally:
             if tracked:
                 self.server.in_flight -= 1
@@ -631,38 +577,42 @@ def _request_id(header: bytes | None) -> str:
     return header and header.decode("latin-1")[:128] or new_id("req")
 
 
-class AgentApp(Starlette):
-    """Starlette with :class:`RequestLog` outside its error middleware (every answer, a 500
-    too, carries ``x-request-id``), and ``POST /responses`` sent past the whole stack."""
+class AgentApp:
+    """The ASGI app: ``POST /responses`` straight to its raw handler, every other request
+    through :class:`RequestLog` and the router. ``state.server`` is the :class:`AgentServer`."""
 
-    def __init__(self, server: AgentServer, **kwargs: Any) -> None:
-        # First: some Starlette versions build the middleware stack in __init__.
-        self.request_log = RequestLog(None, server)
-        super().__init__(**kwargs)
-        self.state.server = server
-
-    def build_middleware_stack(self) -> ASGIApp:
-        self.request_log.app = super().build_middleware_stack()
-        return self.request_log
+    def __init__(self, server: AgentServer, routes: list[Route]) -> None:
+        self.state = SimpleNamespace(server=server)
+        self.routes = routes
+        self.request_log = RequestLog(Router(routes), server)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] in CREATE_PATHS:
+        kind = scope["type"]
+        if kind == "http":
             scope["app"] = self
-            await self.request_log.create(scope, receive, send)
+            if scope["method"] == "POST" and scope["path"] in CREATE_PATHS:
+                await self.request_log.create(scope, receive, send)
+            else:
+                await self.request_log(scope, receive, send)
+        elif kind == "lifespan":
+            await _lifespan(receive, send)
+        else:  # no WebSocket routes: close (uvicorn runs with ws="none" and sends none)
+            await send({"type": "websocket.close", "code": 1000, "reason": ""})
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    """The ASGI lifespan protocol, for servers that run it: nothing to start or stop."""
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
             return
-        await super().__call__(scope, receive, send)
 
 
-def create_app(settings: Settings | None = None, agent: AgentFunction | None = None) -> Starlette:
+def create_app(settings: Settings | None = None, agent: AgentFunction | None = None) -> AgentApp:
     """Build the ASGI app. Tests pass their own ``settings`` and ``agent``."""
     settings = settings or Settings.from_env(os.environ)
     server = AgentServer(settings, agent)
-    return AgentApp(
-        server,
-        routes=server.routes(),
-        exception_handlers={
-            APIError: api_error,
-            HTTPException: http_error,
-            Exception: unexpected_error,
-        },
-    )
+    return AgentApp(server, server.routes())

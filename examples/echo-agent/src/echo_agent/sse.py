@@ -13,8 +13,6 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-import anyio
-
 from .objects import dumps
 
 DONE = b"data: [DONE]\n\n"
@@ -173,8 +171,7 @@ class EventStreamResponse:
             if self.keepalive > 0:
                 timeout = max(0.01, self.keepalive - (time.monotonic() - self._last_send))
             try:
-                with anyio.fail_after(timeout):
-                    message = await receive()
+                message = await _receive_within(receive, timeout)
             except TimeoutError:
                 if time.monotonic() - self._last_send >= self.keepalive:
                     try:
@@ -189,3 +186,18 @@ class EventStreamResponse:
                 self._disconnected = True
                 streaming.cancel()
                 return
+
+
+async def _receive_within(receive, timeout: float | None):
+    """``await receive()``, or TimeoutError after ``timeout`` seconds (None: no limit).
+
+    It waits in the calling task: ``asyncio.wait_for`` would wait in a task of its own, which
+    can finish just as the watcher is cancelled, and then wait_for returns its message and
+    swallows the cancellation."""
+    if sys.version_info >= (3, 11):
+        async with asyncio.timeout(timeout):
+            return await receive()
+    import anyio  # Python 3.10 has no asyncio.timeout
+
+    with anyio.fail_after(timeout):
+        return await receive()
