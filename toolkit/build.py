@@ -158,16 +158,25 @@ def plan_build(
     )
 
 
-def build_image(directory: Path, options: BuildOptions, console: Console) -> BuildResult:
-    """Check the repository, plan, build and inspect the image."""
+def prepare_build(
+    directory: Path, options: BuildOptions, console: Console
+) -> tuple[Path, Manifest, BuildRequest]:
+    """The repository, its manifest and the build request, after the agent's start-up checks."""
     from toolkit.agent_code import check_startup
-    from toolkit.engine import docker_client
 
     manifest_path = find_manifest(directory)
     repo = manifest_path.parent
     manifest = load_manifest(manifest_path)
     check_startup(repo, manifest_path)
     request = plan_build(repo, manifest, options, console)
+    return repo, manifest, request
+
+
+def build_image(directory: Path, options: BuildOptions, console: Console) -> BuildResult:
+    """Check the repository, plan, build and inspect the image."""
+    from toolkit.engine import docker_client
+
+    _, _, request = prepare_build(directory, options, console)
     wanted, request.builder_name = builder_mode(options.builder)
     client = docker_client()  # fail early, with the fix, when no engine answers
     mode, cli = choose_builder(wanted)

@@ -20,6 +20,7 @@ from toolkit.console import non_interactive
 from toolkit.errors import ToolkitError
 
 if TYPE_CHECKING:
+    from toolkit.build import BuildOptions
     from toolkit.console import Console
     from toolkit.push import PushResult
 
@@ -178,6 +179,12 @@ def schema() -> None:
 )
 @click.option("--push", "push_after", is_flag=True,
               help="Push the built tags afterwards (as `actk push` does).")
+@click.option(
+    "--remote",
+    type=click.Choice(["acr"]),
+    help="Build in the cloud instead (no local Docker): acr = ACR Tasks in the registry of "
+    "image.repository, which pushes the image itself.",
+)
 @JSON_OPTION
 @handle_errors
 def build(
@@ -190,6 +197,7 @@ def build(
     allow_secret_files: bool,
     builder: str,
     push_after: bool,
+    remote: str | None,
     as_json: bool,
 ) -> None:
     """Build the agent's image from DIRECTORY (default: the current directory).
@@ -212,6 +220,9 @@ def build(
         allow_secret_files=allow_secret_files,
         builder=builder,
     )
+    if remote:
+        _build_remotely(directory, options, console)
+        return
     result = build_image(directory, options, console)
     console.success(
         f"built {result.image_id[:19]} ({human_bytes(result.size)}, {result.seconds:.1f} s, "
@@ -230,6 +241,42 @@ def build(
         )
         _report_push(console, pushed)
         payload["push"] = pushed.to_dict()
+    console.emit(payload)
+
+
+def _build_remotely(directory: Path, options: BuildOptions, console: Console) -> None:
+    """`actk build --remote acr`: ACR Tasks builds and pushes; the digest is recorded."""
+    import os
+
+    from toolkit.build import prepare_build
+    from toolkit.builders import builder_mode
+    from toolkit.push import record_image
+    from toolkit.remote_build import remote_build
+    from toolkit.tags import split_reference
+
+    repo, manifest, request = prepare_build(directory, options, console)
+    request.builder_name = builder_mode(options.builder)[1]
+    result = remote_build(
+        request,
+        registry=manifest.image.registry,
+        env=os.environ,
+        console=console,
+        arm_endpoint=os.environ.get("ACTK_AZURE_ARM_ENDPOINT") or None,
+        secret_names=manifest.runtime.secrets,
+        allow_secret_files=options.allow_secret_files,
+    )
+    payload = result.to_dict()
+    if result.digest:
+        repository = split_reference(result.image_names[0])[0]
+        tags = [split_reference(name)[1] or "latest" for name in result.image_names]
+        payload["state_file"] = str(
+            record_image(repo, repository=repository, tags=tags, digest=result.digest,
+                         platform=result.platform)
+        )
+        console.success(f"built and pushed {repository}@{result.digest} on ACR Tasks "
+                        f"(run {result.run_id}, {result.seconds:.0f} s)")
+    else:
+        console.warn(f"ACR Tasks run {result.run_id} reported no digest; nothing recorded")
     console.emit(payload)
 
 

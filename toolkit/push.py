@@ -156,7 +156,9 @@ def push_image(
         attempts=attempts,
         seconds=time.monotonic() - started,
     )
-    result.state_file = str(record_push(repo, result, platform))
+    result.state_file = str(
+        record_image(repo, repository=repository, tags=tags, digest=digest, platform=platform)
+    )
     return result
 
 
@@ -329,17 +331,20 @@ def check_platform(
         )
 
 
-def record_push(repo: Path, result: PushResult, platform: str) -> Path:
+def record_image(
+    repo: Path, *, repository: str, tags: list[str], digest: str, platform: str
+) -> Path:
+    """What deploy pins: the pushed repository and digest, in ``.actk/state.json``."""
     from toolkit.state import write_section
 
     return write_section(
         repo,
         "image",
         {
-            "repository": result.repository,
-            "tags": result.tags,
-            "digest": result.digest,
-            "reference": result.reference,
+            "repository": repository,
+            "tags": tags,
+            "digest": digest,
+            "reference": f"{repository}@{digest}",
             "platform": platform,
             "pushed_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         },
