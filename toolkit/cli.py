@@ -438,6 +438,12 @@ def run(
 
 @cli.command()
 @click.argument("text")
+@click.option(
+    "--target",
+    type=click.Choice(["local", "azure"]),
+    help="Where the agent is: local (as --local), or azure, through the Foundry agent's "
+    "Responses endpoint (targets.azure of agent.yaml).",
+)
 @click.option("--local", is_flag=True, help="The local agent: http://127.0.0.1:<runtime.port>.")
 @click.option("--url", help="The agent's base URL (/responses is added unless present).")
 @click.option("--no-stream", is_flag=True, help="Ask for one JSON answer instead of events.")
@@ -458,6 +464,7 @@ def run(
 @handle_errors
 def invoke(
     text: str,
+    target: str | None,
     local: bool,
     url: str | None,
     no_stream: bool,
@@ -469,7 +476,8 @@ def invoke(
 ) -> None:
     """Send TEXT to the agent (POST /responses) and print the answer as it arrives.
 
-    TEXT "-" reads it from stdin. Use --local for the agent `actk run` started, or --url.
+    TEXT "-" reads it from stdin. Use --local for the agent `actk run` started, or --url, or
+    --target azure for the agent `actk deploy azure` deployed.
     """
     from toolkit import invoke as invoking
     from toolkit.console import Console
@@ -477,12 +485,18 @@ def invoke(
     from toolkit.manifest import MANIFEST_NAME
 
     console = Console(as_json=as_json)
-    if local == bool(url):
+    if target == "azure" and (local or url):
+        raise UsageError(
+            "--target azure goes through the Foundry endpoint: drop --local/--url",
+            hint='actk invoke --target azure "hello"',
+        )
+    local = local or target == "local"
+    if target != "azure" and local == bool(url):
         raise UsageError(
             "say where the agent is: --local or --url URL (not both)",
             hint='actk invoke --local "hello" (after `actk run`), or --url http://host:8088',
         )
-    if url is None:
+    if url is None and target != "azure":
         port = 8088
         if (directory / MANIFEST_NAME).is_file() or directory.is_file():
             from toolkit.manifest import load_manifest
@@ -498,15 +512,32 @@ def invoke(
             click.echo(delta, nl=False)
             printed.append(delta)
 
-    result = invoking.invoke(
-        url,
-        text,
-        stream=not no_stream,
-        structured_inputs=invoking.parse_inputs(inputs),
-        model=model,
-        timeout=timeout,
-        on_delta=show,
-    )
+    if target == "azure":
+        import os
+
+        from toolkit.deploy.azure import invoke_azure
+
+        result = invoke_azure(
+            directory,
+            text,
+            env=os.environ,
+            stream=not no_stream,
+            structured_inputs=invoking.parse_inputs(inputs),
+            model=model,
+            timeout=timeout,
+            on_delta=show,
+        )
+    else:
+        assert url is not None
+        result = invoking.invoke(
+            url,
+            text,
+            stream=not no_stream,
+            structured_inputs=invoking.parse_inputs(inputs),
+            model=model,
+            timeout=timeout,
+            on_delta=show,
+        )
     if as_json:
         console.emit(result.to_dict())
         return
@@ -595,6 +626,15 @@ def smoke(
         hint="the container's logs are above; `actk run` and `actk invoke --local` reproduce "
         "a request by hand",
     )
+
+
+# --- cloud targets: deploy, status, delete (toolkit/cli_targets.py) ----------------------------
+
+from toolkit.cli_targets import delete, deploy, status  # noqa: E402
+
+cli.add_command(deploy)
+cli.add_command(status)
+cli.add_command(delete)
 
 
 def main() -> None:

@@ -139,9 +139,125 @@ class RuntimeSettings(Strict):
         return value
 
 
+# Foundry agent names: 1-63 characters, alphanumeric at both ends, hyphens allowed in between.
+AZURE_AGENT_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+class AzureTarget(Strict):
+    """``targets.azure``: a Foundry project and how the agent is registered in it.
+
+    ``actk deploy azure`` checks what only makes sense against the rest of the manifest (the
+    cpu/memory pair, environment names, the merged metadata) before it sends anything.
+    """
+
+    # https://<resource>.services.ai.azure.com/api/projects/<project>; empty until it is set
+    # (what `actk new` writes), which only `actk deploy azure` refuses.
+    project_endpoint: str = ""
+    # v1: HostedAgentDefinition, version status polled until active. 2025-11-15-preview:
+    # ImageBasedHostedAgentDefinition, then containers/default:start (the initial preview).
+    api: Literal["v1", "2025-11-15-preview"] = "v1"
+    # The responses protocol version: default "1.0.0" for v1, "v1" for the preview.
+    protocol_version: str | None = Field(None, min_length=1, max_length=32)
+    # Default: the manifest's name.
+    agent_name: str | None = None
+    # Default: the manifest's description; metadata is merged over the manifest's.
+    description: str | None = Field(None, max_length=512)
+    metadata: dict[str, str] = Field(default_factory=dict)
+    # The Foundry-Features header, for tenants that still gate hosted agents behind an opt-in
+    # (HostedAgents=V1Preview).
+    foundry_features: str | None = Field(None, min_length=1)
+    # 2025-11-15-preview only: replicas of the started container (v1 scales by itself).
+    min_replicas: int | None = Field(None, ge=0, le=1000)
+    max_replicas: int | None = Field(None, ge=1, le=1000)
+    # 2025-11-15-preview only: the definition's tools (v1 removed them).
+    tools: list[dict[str, Any]] = Field(default_factory=list)
+
+    @field_validator("project_endpoint")
+    @classmethod
+    def _endpoint(cls, value: str) -> str:
+        from urllib.parse import urlsplit
+
+        value = value.strip()
+        if not value:
+            return value
+        parts = urlsplit(value)
+        example = "https://<resource>.services.ai.azure.com/api/projects/<project>"
+        if parts.scheme not in ("https", "http") or not parts.hostname:
+            raise ValueError(f"{value!r} is not a URL; use the project endpoint, {example}")
+        if parts.scheme == "http" and parts.hostname not in LOOPBACK_HOSTS:
+            raise ValueError(
+                f"{value!r} must use https (plain http is allowed only for localhost); "
+                f"use {example}"
+            )
+        if parts.query or parts.fragment or parts.username or parts.password:
+            raise ValueError(
+                f"{parts.scheme}://{parts.hostname}/...: remove the query, fragment or "
+                f"credentials; use {example}"
+            )
+        return value.rstrip("/")
+
+    @field_validator("agent_name")
+    @classmethod
+    def _agent_name(cls, value: str | None) -> str | None:
+        if value is not None and not AZURE_AGENT_NAME.match(value):
+            raise ValueError(
+                f"{value!r} is not a Foundry agent name: use 1-63 letters, digits and '-', "
+                "starting and ending with a letter or digit"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _generation_fields(self) -> AzureTarget:
+        if self.api == "v1":
+            preview_only = [
+                name
+                for name, set_ in (
+                    ("min_replicas", self.min_replicas is not None),
+                    ("max_replicas", self.max_replicas is not None),
+                    ("tools", bool(self.tools)),
+                )
+                if set_
+            ]
+            if preview_only:
+                raise ValueError(
+                    f"{', '.join(preview_only)} apply to api 2025-11-15-preview only (v1 "
+                    "scales hosted agents by itself and has no definition tools); remove "
+                    "them, or set api: 2025-11-15-preview"
+                )
+        low, high = self.min_replicas, self.max_replicas
+        if low is not None and high is not None and low > high:
+            raise ValueError(
+                f"min_replicas {low} is above max_replicas {high}; make max_replicas at least "
+                f"{low}"
+            )
+        return self
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata_limits(cls, value: dict[str, str]) -> dict[str, str]:
+        for key, item in value.items():
+            if len(key) > METADATA_MAX_KEY:
+                raise ValueError(f"key {key[:20]!r}… is longer than {METADATA_MAX_KEY} characters")
+            if len(item) > METADATA_MAX_VALUE:
+                raise ValueError(f"value of {key!r} is longer than {METADATA_MAX_VALUE} characters")
+        return value  # the pair count is checked on the merged metadata, at deploy time
+
+    @property
+    def resolved_protocol_version(self) -> str:
+        return self.protocol_version or ("1.0.0" if self.api == "v1" else "v1")
+
+    @property
+    def replicas(self) -> tuple[int, int]:
+        """(min, max) for containers/default:start: azd's defaults, 1 and 3 (at least min)."""
+        low = 1 if self.min_replicas is None else self.min_replicas
+        high = max(low, 3) if self.max_replicas is None else self.max_replicas
+        return low, high
+
+
 class Targets(Strict):
     # Each target's own module validates its section before making any call.
-    azure: dict[str, Any] | None = None
+    azure: AzureTarget | None = None
     alibaba: dict[str, Any] | None = None
     anthropic: dict[str, Any] | None = None
 

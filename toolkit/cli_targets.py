@@ -1,0 +1,212 @@
+"""`actk deploy|status|delete <target>`: argument parsing and rendering only.
+
+Each group has one subcommand per cloud target: ``azure`` (Azure AI Foundry hosted agents);
+Alibaba AgentRun and Anthropic come later as siblings. The work happens in
+:mod:`toolkit.deploy`, imported when a command runs, so `actk --help` stays fast.
+``toolkit.cli`` registers these groups; this module does not import it at load time (that
+would be a cycle), so its two shared options are repeated here and its error handler is looked
+up when a command runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any
+
+import click
+
+JSON_OPTION = click.option(
+    "--json", "as_json", is_flag=True, help="Print one JSON object for machines."
+)
+DIRECTORY_OPTION = click.option(
+    "--directory",
+    "-C",
+    type=click.Path(path_type=Path),
+    default=".",
+    show_default=True,
+    help="The agent repository whose agent.yaml is read.",
+)
+FEATURES_OPTION = click.option(
+    "--features",
+    metavar="VALUE",
+    help="Send the Foundry-Features opt-in header with this value (HostedAgents=V1Preview for "
+    "projects that still gate hosted agents). Default: targets.azure.foundry_features.",
+)
+
+
+def handled(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``toolkit.cli.handle_errors`` around ``command``: error/hint lines (or JSON), exit code."""
+
+    @wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from toolkit.cli import handle_errors
+
+        return handle_errors(command)(*args, **kwargs)
+
+    return wrapper
+
+
+@click.group()
+def deploy() -> None:
+    """Deploy the agent's pushed image to a cloud agent runtime."""
+
+
+@click.group()
+def status() -> None:
+    """Show what is deployed on a cloud agent runtime."""
+
+
+@click.group()
+def delete() -> None:
+    """Delete what was deployed on a cloud agent runtime."""
+
+
+# --- azure ------------------------------------------------------------------------------------
+
+
+@deploy.command("azure")
+@click.option("--dry-run", is_flag=True,
+              help="Print the exact requests (secrets redacted) and send nothing.")
+@click.option("--image", metavar="REFERENCE",
+              help="Deploy this image instead of the digest `actk push` recorded.")
+@click.option("--wait/--no-wait", default=True, show_default=True,
+              help="Wait until the version is active (api v1) or its container has started "
+              "(2025-11-15-preview).")
+@click.option("--timeout", type=click.FloatRange(1, 7200), default=600, show_default=True,
+              help="Seconds to wait with --wait.")
+@FEATURES_OPTION
+@DIRECTORY_OPTION
+@JSON_OPTION
+@handled
+def deploy_azure(
+    dry_run: bool,
+    image: str | None,
+    wait: bool,
+    timeout: float,
+    features: str | None,
+    directory: Path,
+    as_json: bool,
+) -> None:
+    """Register the image as an Azure AI Foundry hosted agent version.
+
+    Reads targets.azure of agent.yaml (project_endpoint, api v1 or 2025-11-15-preview,
+    protocol_version, agent_name) and the image digest `actk push` recorded. Checks the request
+    as the service would, then creates a version only when the latest one differs (image,
+    cpu/memory, environment, protocols). runtime.secrets are read from your environment and
+    sent as environment variables; they never appear in output. The token comes from
+    AZURE_AI_ACCESS_TOKEN, else azure-identity (pip install 'agent-container-toolkit[azure]').
+    """
+    import os
+
+    from toolkit.console import Console
+    from toolkit.deploy.azure import AzureOptions, deploy_azure
+
+    console = Console(as_json=as_json)
+    options = AzureOptions(
+        image=image, dry_run=dry_run, wait=wait, timeout=timeout, features=features
+    )
+    result = deploy_azure(directory, options, console, os.environ)
+    if as_json:
+        console.emit(result.to_dict())
+        return
+    if result.dry_run:
+        for request in result.requests:
+            click.echo(request.render())
+            click.echo()
+        console.success("dry run: nothing was sent")
+        return
+    what = {
+        "create": f"version {result.version}",
+        "start": f"version {result.version} (container started)",
+        "wait": f"version {result.version}",
+        "unchanged": f"version {result.version} (unchanged, no new version)",
+    }.get(result.action, f"version {result.version}")
+    console.success(f"{result.details.get('agent')}: {what} is {result.status}")
+    if result.endpoint:
+        click.echo(f"responses endpoint: {result.endpoint}")
+
+
+@status.command("azure")
+@FEATURES_OPTION
+@DIRECTORY_OPTION
+@JSON_OPTION
+@handled
+def status_azure(features: str | None, directory: Path, as_json: bool) -> None:
+    """List the agent's versions in the Foundry project, newest first, with their status."""
+    import os
+
+    from toolkit.console import Console
+    from toolkit.deploy.azure import azure_status
+
+    console = Console(as_json=as_json)
+    report = azure_status(directory, os.environ, features=features)
+    if as_json:
+        console.emit(report)
+        return
+    if not report["exists"]:
+        console.warn(f"{report['agent']} has no versions in {report['project_endpoint']}; "
+                     "deploy it with `actk deploy azure`")
+        return
+    rows = [
+        (
+            ("* " if row["deployed"] else "  ") + row["version"],
+            row["status"] or "-",
+            row["created_at"] or "-",
+            f"{row['cpu'] or '-'} / {row['memory'] or '-'}",
+            row["image"] or "-",
+        )
+        for row in report["versions"]
+    ]
+    console.table(
+        f"{report['agent']} (api {report['api']})",
+        ["version", "status", "created (UTC)", "cpu / memory", "image"],
+        rows,
+    )
+    for row in report["versions"]:
+        if row["reason"]:
+            console.warn(f"version {row['version']} failed: {row['reason']}")
+    click.echo(f"responses endpoint: {report['endpoint']}")
+
+
+@delete.command("azure")
+@click.option("--version", "version", metavar="N",
+              help="Delete this version only (default: the whole agent, every version).")
+@click.option("--force", is_flag=True,
+              help="Delete even while sessions are active, ending them (on the preview: stop "
+              "the version's container first).")
+@click.option("--yes", "-y", is_flag=True,
+              help="Do not ask before deleting the whole agent.")
+@FEATURES_OPTION
+@DIRECTORY_OPTION
+@JSON_OPTION
+@handled
+def delete_azure(
+    version: str | None,
+    force: bool,
+    yes: bool,
+    features: str | None,
+    directory: Path,
+    as_json: bool,
+) -> None:
+    """Delete a version of the agent, or the agent with every version.
+
+    Foundry refuses (409) while sessions are active; --force ends them.
+    """
+    import os
+
+    from toolkit.console import Console, non_interactive
+    from toolkit.deploy.azure import delete_azure
+
+    console = Console(as_json=as_json)
+    if version is None and not (yes or as_json or non_interactive()):
+        click.confirm("Delete the agent and every one of its versions?", abort=True, err=True)
+    report = delete_azure(
+        directory, os.environ, console, version=version, force=force, features=features
+    )
+    if as_json:
+        console.emit(report)
+        return
+    what = f"version {version} of {report['agent']}" if version else f"the agent {report['agent']}"
+    console.success(f"deleted {what}")
