@@ -14,10 +14,13 @@ import httpx
 import pytest
 from alibaba_contract import AlibabaCRContract, Instance
 
-from toolkit.cloud.alibaba import AlibabaCredentials, RetryPolicy
+from toolkit.cloud.alibaba import AlibabaCredentials
+from toolkit.cloud.http import RetryPolicy
 from toolkit.errors import RegistryError, ToolkitError, UsageError
+from toolkit.manifest import RegistrySettings
 from toolkit.registry.alibaba import credentials_for, parse_host, push_hint
 from toolkit.registry.credentials import RegistryCredentials
+from toolkit.registry.resolve import ALIBABA_ENDPOINT_VARIABLE, resolve_credentials
 
 PERSONAL = "registry.cn-hangzhou.aliyuncs.com"
 ENTERPRISE = "team-a-registry.cn-hangzhou.cr.aliyuncs.com"
@@ -222,12 +225,21 @@ def test_a_custom_domain_works_with_instance_id_and_region(alibaba_cr: Start) ->
     assert cr.requests[0].query == {"InstanceId": "cri-teama0001"}
 
 
+def resolve(cr: AlibabaCRContract, host: str, **env: str) -> RegistryCredentials | None:
+    """What a push resolves for ``host``, with the contract server as the cr API."""
+    return resolve_credentials(
+        host, RegistrySettings(), {**cr.env, ALIBABA_ENDPOINT_VARIABLE: cr.endpoint, **env}
+    )
+
+
 def test_fixed_user_and_password_skip_the_api(alibaba_cr: Start) -> None:
     cr = alibaba_cr()
-    env = {**cr.env, "ACTK_REGISTRY_USERNAME": "ops@team", "ACTK_REGISTRY_PASSWORD": "fixed-pw-9"}
 
-    credentials = login(cr, ENTERPRISE, env=env)
+    credentials = resolve(
+        cr, ENTERPRISE, ACTK_REGISTRY_USERNAME="ops@team", ACTK_REGISTRY_PASSWORD="fixed-pw-9"
+    )
 
+    assert credentials is not None
     assert (credentials.username, credentials.password) == ("ops@team", "fixed-pw-9")
     assert credentials.source.startswith("ACTK_REGISTRY_USERNAME/ACTK_REGISTRY_PASSWORD")
     assert cr.requests == []
@@ -237,9 +249,19 @@ def test_half_a_fixed_login_is_a_usage_error(alibaba_cr: Start) -> None:
     cr = alibaba_cr()
 
     with pytest.raises(UsageError) as caught:
-        login(cr, PERSONAL, env={**cr.env, "ACTK_REGISTRY_USERNAME": "ops"})
+        resolve(cr, PERSONAL, ACTK_REGISTRY_USERNAME="ops")
 
     assert "ACTK_REGISTRY_PASSWORD is not set" in caught.value.message
+    assert cr.requests == []
+
+
+def test_without_a_fixed_login_a_push_uses_the_temporary_token(alibaba_cr: Start) -> None:
+    cr = alibaba_cr(username="cr_temp_user", password="personal-registry-token-1234")
+
+    credentials = resolve(cr, PERSONAL)
+
+    assert credentials is not None and credentials.password == "personal-registry-token-1234"
+    assert [r.action for r in cr.requests] == ["GetAuthorizationToken"]
 
 
 def test_sts_credentials_send_and_sign_the_security_token(alibaba_cr: Start) -> None:

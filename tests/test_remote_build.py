@@ -18,7 +18,8 @@ from tests.acr_tasks_contract import (
 )
 from toolkit.build import BuildOptions, plan_build
 from toolkit.builders import BuildRequest
-from toolkit.cloud.acr_tasks import RetryPolicy, parse_login_server
+from toolkit.cloud.acr_tasks import parse_login_server
+from toolkit.cloud.http import RetryPolicy
 from toolkit.console import Console
 from toolkit.errors import CloudError, ManifestError, UsageError
 from toolkit.manifest import Manifest, RegistrySettings
@@ -49,7 +50,7 @@ LOG = [
     f"2026/01/01 00:00:09 Successfully pushed image: {LOGIN_SERVER}/demo-agent:v1",
 ]
 FAST = RemoteBuildOptions(
-    poll_interval=0.005, poll_max=0.02, retry=RetryPolicy(attempts=4, backoff=0.01, max_wait=5)
+    poll_interval=0.005, poll_max=0.02, retry=RetryPolicy(attempts=4, backoff=0.01, max_backoff=5)
 )
 ENV = {"AZURE_ACCESS_TOKEN": TOKEN, "OPENAI_API_KEY": OPENAI_KEY}
 

@@ -26,7 +26,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import urlsplit
@@ -34,18 +34,18 @@ from urllib.parse import urlsplit
 from toolkit.build_context import BuildContext, human_bytes, refuse_secret_files, secret_files
 from toolkit.builders import BuildRequest
 from toolkit.cloud.acr_tasks import (
+    ARM_RETRY,
     CLOUD_ARM_ENDPOINTS,
     DEFAULT_ARM_ENDPOINT,
     AcrTasksClient,
     LogLinkExpired,
     OutputImage,
     RegistryResource,
-    RetryPolicy,
     RunState,
-    Scrubber,
     parse_login_server,
 )
 from toolkit.cloud.azure_auth import ARM_SCOPE, TOKEN_VARIABLES, azure_token
+from toolkit.cloud.http import RetryPolicy
 from toolkit.console import Console
 from toolkit.dockerfile import for_classic_builder
 from toolkit.errors import CloudError, ManifestError, UsageError
@@ -73,7 +73,7 @@ class RemoteBuildOptions:
     poll_interval: float = 1.0  # the first wait between log polls; doubles while idle
     poll_max: float = 10.0
     queue_allowance: float = 1800.0  # how long a run may wait in ACR's queue before it starts
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    retry: RetryPolicy = ARM_RETRY
 
 
 @dataclass
@@ -492,7 +492,6 @@ def remote_build(
     resource = registry_resource(plan.tags, registry)
     endpoint = check_endpoint(arm_endpoint or resource.arm_endpoint)
     secrets = secret_values(env, secret_names)
-    scrub = Scrubber(secrets.values())
     arguments = build_arguments(plan.build_args, secrets)
     platform_properties(plan.platform)  # fail on these before anything is uploaded
     dockerfile_path(plan.context)
@@ -522,16 +521,16 @@ def remote_build(
             f"the CA bundle {plan.ca.path} stays here: ACR Tasks builds on Azure's network"
         )
     token = arm_token(endpoint, env)
-    scrub.add(token)
 
     with AcrTasksClient(
         resource,
         token,
         endpoint=endpoint,
         retry=options.retry,
-        scrub=scrub,
+        secrets=secrets.values(),
         on_retry=console.detail,
     ) as client:
+        scrub = client.redact
         correlation_id = str(uuid.uuid4())
         console.step(f"uploading the context to registry {resource.name} ({resource.login_server})")
         upload = client.source_upload_url(correlation_id)

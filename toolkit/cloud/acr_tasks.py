@@ -11,31 +11,30 @@ containerregistry 10.3.0 ``v2019_06_01_preview``, azd ``pkg/containerregistry/re
     GET  {registry}/runs/{id}                -> Run {status, outputImages, runErrorMessage}
     POST {registry}/runs/{id}/cancel
 
-The ARM bearer token goes to the ARM endpoint only, never to a blob URL. Blob URLs carry SAS
-signatures: they are redacted, with the token and every other secret the caller names, from
-every message this module produces. Throttling (429, honouring Retry-After) and 5xx answers are
-retried with backoff; every other failure becomes one :class:`CloudError` with a hint.
+Every call goes through :class:`~toolkit.cloud.http.CloudHttp`. The ARM bearer token goes to
+the ARM endpoint only, never to a blob URL. Blob URLs carry SAS signatures: they are redacted,
+with the token and every other secret the caller names, from every message this module
+produces. Throttling (429/503, honouring Retry-After), 408 and, for calls that are safe to
+repeat, other 5xx answers are retried with backoff; every other failure becomes one
+:class:`CloudError` with a hint.
 """
 
 from __future__ import annotations
 
 import json
-import random
 import re
 import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from email.utils import parsedate_to_datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote, urlsplit
 
-from toolkit import __version__
-from toolkit.errors import CloudError
-from toolkit.redact import REDACTED, redact
+import httpx
 
-if TYPE_CHECKING:
-    import httpx
+from toolkit import __version__
+from toolkit.cloud.http import CloudHttp, RetryPolicy, attempts_made, retry_after
+from toolkit.errors import CloudError
 
 API_VERSION = "2019-06-01-preview"
 DEFAULT_ARM_ENDPOINT = "https://management.azure.com"
@@ -52,6 +51,8 @@ LOGIN_SERVER = re.compile(
 )
 TERMINAL_STATUSES = frozenset({"Succeeded", "Failed", "Canceled", "Error", "Timeout"})
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+# ARM's defaults: five tries, 1 s doubling to 60 s, jittered so parallel CI jobs spread out.
+ARM_RETRY = RetryPolicy(attempts=5, backoff=1.0, max_backoff=60.0, jitter=0.2)
 BLOB_VERSION = "2021-08-06"  # single-PUT block blobs up to 5000 MiB
 TASKS_NOT_ALLOWED = "TasksOperationsNotAllowed"
 
@@ -67,8 +68,6 @@ ACTION_PREFIX = "Microsoft.ContainerRegistry/registries/"
 NOT_FOUND_CODES = frozenset(
     {"ResourceNotFound", "ResourceGroupNotFound", "SubscriptionNotFound", "InvalidSubscriptionId"}
 )
-# The signature of a SAS URL is its secret; the other parameters are not, but say little.
-_SAS_SIGNATURE = re.compile(r"(?i)((?:[?&]|&amp;)sig=)[^&\s\"'<>]+")
 _ARM_ACTION = re.compile(r"action '([^']+)'")
 _BLOB_CODE = re.compile(r"<Code>([^<]+)</Code>")
 MAX_SERVER_MESSAGE = 400
@@ -104,20 +103,6 @@ def parse_login_server(host: str) -> tuple[str, str] | None:
     """``myreg.azurecr.io`` -> (``myreg``, ``azurecr.io``); None for a host ACR does not serve."""
     match = LOGIN_SERVER.match(host.lower())
     return (match["name"], match["suffix"]) if match else None
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How often and how long to retry throttled (429) and failed (5xx, network) calls."""
-
-    attempts: int = 5
-    backoff: float = 1.0  # the first wait; doubled on each attempt, with jitter
-    max_wait: float = 60.0  # also caps a Retry-After
-
-    def wait(self, attempt: int, retry_after: float | None) -> float:
-        if retry_after is not None:
-            return min(max(retry_after, 0.0), self.max_wait)
-        return min(self.backoff * 2 ** (attempt - 1) * random.uniform(0.8, 1.2), self.max_wait)
 
 
 @dataclass(frozen=True)
@@ -201,28 +186,6 @@ class LogLinkExpired(Exception):
     """The log blob refused its SAS URL (expired); ask for a new one."""
 
 
-# --- redaction --------------------------------------------------------------------------------
-
-
-class Scrubber:
-    """Removes the token, SAS signatures and named secrets from any text."""
-
-    def __init__(self, secrets: Iterable[str | None] = ()) -> None:
-        self._secrets: set[str] = {s for s in secrets if s}
-
-    def add(self, *secrets: str | None) -> None:
-        self._secrets.update(s for s in secrets if s)
-
-    def __call__(self, text: str) -> str:
-        return _SAS_SIGNATURE.sub(r"\1" + REDACTED, redact(text, self._secrets))
-
-
-def safe_url(url: str) -> str:
-    """A URL fit for a message: scheme, host and path; the query (a SAS) left out."""
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}{parts.path}"
-
-
 # --- errors -----------------------------------------------------------------------------------
 
 
@@ -290,8 +253,9 @@ def arm_error(
             "/subscriptions/<subscription_id>/resourceGroups/<resource_group>/...",
         )
     if status in RETRY_STATUSES:
+        tried = f" after {attempts} attempts" if attempts > 1 else ""
         return CloudError(
-            scrub(f"{what} failed after {attempts} attempts: {detail}"),
+            scrub(f"{what} failed{tried}: {detail}"),
             hint="Azure is throttling or unavailable; wait a few minutes and run the build again",
         )
     return CloudError(
@@ -307,7 +271,8 @@ def blob_error(
     code_match = _BLOB_CODE.search(response.text or "")
     code = code_match.group(1) if code_match else response.headers.get("x-ms-error-code", "")
     detail = f"HTTP {response.status_code}" + (f" {code}" if code else "")
-    where = safe_url(url)
+    parts = urlsplit(url)
+    where = f"{parts.scheme}://{parts.netloc}{parts.path}"  # the blob, without its SAS
     if response.status_code in (401, 403):
         return CloudError(
             scrub(f"{what} at {where} was refused ({detail})"),
@@ -326,32 +291,11 @@ def blob_error(
     )
 
 
-def _retry_after(response: httpx.Response) -> float | None:
-    for name, scale in (("retry-after-ms", 0.001), ("x-ms-retry-after-ms", 0.001)):
-        value = response.headers.get(name)
-        if value:
-            try:
-                return float(value) * scale
-            except ValueError:
-                pass
-    value = response.headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return float(value)
-    except ValueError:
-        pass
-    try:
-        return parsedate_to_datetime(value).timestamp() - time.time()
-    except (TypeError, ValueError):
-        return None
-
-
 # --- the client -------------------------------------------------------------------------------
 
 
 class AcrTasksClient:
-    """The ACR Tasks calls for one registry, with one bearer token, over one httpx client."""
+    """The ACR Tasks calls for one registry, with one bearer token, over one CloudHttp."""
 
     def __init__(
         self,
@@ -359,27 +303,29 @@ class AcrTasksClient:
         token: str,
         *,
         endpoint: str = DEFAULT_ARM_ENDPOINT,
-        retry: RetryPolicy | None = None,
-        scrub: Scrubber | None = None,
+        retry: RetryPolicy = ARM_RETRY,
+        secrets: Iterable[str] = (),
         on_retry: Callable[[str], None] | None = None,
         sleep: Callable[[float], None] = time.sleep,
         timeout: float = 60.0,
     ) -> None:
-        import httpx
-
         self.registry = registry
         self.endpoint = endpoint.rstrip("/")
-        self.retry = retry or RetryPolicy()
-        self.scrub = scrub or Scrubber()
-        self.scrub.add(token)
         self._token = token
-        self._on_retry = on_retry or (lambda text: None)
         self._sleep = sleep
-        self._http = httpx.Client(
-            timeout=httpx.Timeout(timeout, connect=15.0),
-            follow_redirects=False,
+        # The token rides on the ARM calls only (see _arm); blob calls carry their SAS.
+        self.http = CloudHttp(
+            "ACR Tasks",
             headers={"User-Agent": f"actk/{__version__} (acr-tasks)"},
+            secrets=[*secrets, token],
+            policy=retry,
+            timeout=httpx.Timeout(timeout, connect=15.0),
+            sleep=sleep,
+            on_retry=on_retry,
+            retry_if=lambda response: response.status_code == 408,
+            unreachable=self._no_answer,
         )
+        self.redact = self.http.redact
 
     def __enter__(self) -> AcrTasksClient:
         return self
@@ -388,41 +334,17 @@ class AcrTasksClient:
         self.close()
 
     def close(self) -> None:
-        self._http.close()
+        self.http.close()
 
     # --- transport ----------------------------------------------------------------------------
 
-    def _send(self, what: str, send: Callable[[], httpx.Response]) -> tuple[httpx.Response, int]:
-        """``send()`` until it is not a 429/5xx or attempts run out; (response, attempts)."""
-        import httpx
-
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                response = send()
-            except httpx.TransportError as exc:
-                if attempt >= self.retry.attempts:
-                    raise CloudError(
-                        self.scrub(
-                            f"{what}: no answer after {attempt} attempts "
-                            f"({type(exc).__name__}: {exc})"
-                        ),
-                        hint="check the network, proxy (HTTPS_PROXY) and firewall between this "
-                        "machine and Azure",
-                    ) from None
-                wait = self.retry.wait(attempt, None)
-                reason = type(exc).__name__
-            else:
-                if response.status_code not in RETRY_STATUSES or attempt >= self.retry.attempts:
-                    return response, attempt
-                wait = self.retry.wait(attempt, _retry_after(response))
-                reason = f"HTTP {response.status_code}"
-            self._on_retry(
-                f"{what}: {reason}; retrying in {wait:.1f} s "
-                f"(attempt {attempt + 1} of {self.retry.attempts})"
-            )
-            self._sleep(wait)
+    def _no_answer(self, what: str, exc: Exception, attempts: int) -> CloudError:
+        tried = f" after {attempts} attempts" if attempts > 1 else ""
+        return CloudError(
+            self.redact(f"{what}: no answer{tried} ({type(exc).__name__}: {exc})"),
+            hint="check the network, proxy (HTTPS_PROXY) and firewall between this machine and "
+            "Azure",
+        )
 
     def _arm(
         self,
@@ -434,6 +356,7 @@ class AcrTasksClient:
         url: str | None = None,
         headers: dict[str, str] | None = None,
         ok: tuple[int, ...] = (200,),
+        idempotent: bool | None = None,
     ) -> httpx.Response:
         target = url or f"{self.endpoint}{self.registry.id}{path}"
         params = None if url else {"api-version": API_VERSION}
@@ -442,14 +365,19 @@ class AcrTasksClient:
             "Accept": "application/json",
             **(headers or {}),
         }
-        response, attempts = self._send(
-            f"ACR Tasks {operation}",
-            lambda: self._http.request(
-                method, target, params=params, json=body, headers=request_headers
-            ),
+        response = self.http.request(
+            method,
+            target,
+            params=params,
+            json=body,
+            headers=request_headers,
+            idempotent=idempotent,
+            label=f"ACR Tasks {operation}",
         )
         if response.status_code not in ok:
-            raise arm_error(response, operation, self.registry, self.scrub, attempts)
+            raise arm_error(
+                response, operation, self.registry, self.redact, attempts_made(response)
+            )
         return response
 
     def _json(self, response: httpx.Response, operation: str) -> dict[str, Any]:
@@ -474,6 +402,7 @@ class AcrTasksClient:
             "listBuildSourceUploadUrl",
             "/listBuildSourceUploadUrl",
             headers={"x-ms-correlation-request-id": correlation_id},
+            idempotent=True,  # it only hands out an upload URL
         )
         body = self._json(response, "listBuildSourceUploadUrl")
         if not body.get("uploadUrl") or not body.get("relativePath"):
@@ -481,7 +410,7 @@ class AcrTasksClient:
                 "ACR Tasks listBuildSourceUploadUrl answered without uploadUrl or relativePath",
                 hint="retry; if it persists, check the ARM endpoint (ACTK_AZURE_ARM_ENDPOINT)",
             )
-        self.scrub.add(body["uploadUrl"])
+        self.http.add_secret(body["uploadUrl"])
         return SourceUpload(upload_url=body["uploadUrl"], relative_path=body["relativePath"])
 
     def upload_source(self, upload: SourceUpload, archive: bytes, correlation_id: str) -> None:
@@ -492,15 +421,13 @@ class AcrTasksClient:
             "x-ms-correlation-request-id": correlation_id,
             "Content-Type": "application/octet-stream",
         }
-        response, attempts = self._send(
-            "uploading the build context",
-            lambda: self._http.put(
-                upload.upload_url, content=archive, headers=headers, timeout=600.0
-            ),
+        what = "uploading the build context"
+        response = self.http.request(
+            "PUT", upload.upload_url, content=archive, headers=headers, timeout=600.0, label=what
         )
         if response.status_code not in (200, 201):
             raise blob_error(
-                response, "uploading the build context", upload.upload_url, self.scrub, attempts
+                response, what, upload.upload_url, self.redact, attempts_made(response)
             )
 
     def schedule_run(self, request: dict[str, Any]) -> RunState:
@@ -520,8 +447,8 @@ class AcrTasksClient:
                     f"{self.registry.name}`, then run the build again",
                 )
             polls += 1
-            after = _retry_after(response)
-            self._sleep(1.0 if after is None else min(max(after, 0.0), self.retry.max_wait))
+            after = retry_after(response)
+            self._sleep(1.0 if after is None else min(after, self.http.policy.max_backoff))
             response = self._arm("GET", "scheduleRun", url=location, ok=(200, 202))
         return RunState.from_json(self._json(response, "scheduleRun"))
 
@@ -530,12 +457,21 @@ class AcrTasksClient:
         return RunState.from_json(self._json(response, "getRun"))
 
     def cancel_run(self, run_id: str) -> None:
-        self._arm("POST", "cancel", f"/runs/{quote(run_id, safe='')}/cancel", ok=(200, 202, 204))
+        self._arm(
+            "POST",
+            "cancel",
+            f"/runs/{quote(run_id, safe='')}/cancel",
+            ok=(200, 202, 204),
+            idempotent=True,
+        )
 
     def log_url(self, run_id: str) -> str:
         """A SAS URL of the run's log blob (``logLink``)."""
         response = self._arm(
-            "POST", "listLogSasUrl", f"/runs/{quote(run_id, safe='')}/listLogSasUrl"
+            "POST",
+            "listLogSasUrl",
+            f"/runs/{quote(run_id, safe='')}/listLogSasUrl",
+            idempotent=True,  # it only hands out a read URL
         )
         body = self._json(response, "listLogSasUrl")
         link = body.get("logLink") or body.get("logArtifactLink")
@@ -545,20 +481,22 @@ class AcrTasksClient:
                 hint=f"read the log with `az acr task logs --registry {self.registry.name} "
                 f"--run-id {run_id}`",
             )
-        self.scrub.add(link)
+        self.http.add_secret(link)
         return str(link)
 
     def log_state(self, url: str) -> LogBlob | None:
         """The log blob's length and Complete metadata; None while it does not exist yet."""
-        response, attempts = self._send(
-            "reading the run log", lambda: self._http.head(url, headers=self._blob_headers())
+        response = self.http.request(
+            "HEAD", url, headers=self._blob_headers(), label="reading the run log"
         )
         if response.status_code == 404:
             return None
         if response.status_code == 403:
             raise LogLinkExpired
         if response.status_code != 200:
-            raise blob_error(response, "reading the run log", url, self.scrub, attempts)
+            raise blob_error(
+                response, "reading the run log", url, self.redact, attempts_made(response)
+            )
         complete = next(
             (v for k, v in response.headers.items() if k.lower() == "x-ms-meta-complete"), None
         )
@@ -567,9 +505,7 @@ class AcrTasksClient:
     def read_log(self, url: str, start: int, end: int) -> bytes:
         """Bytes ``start``..``end`` (inclusive) of the log blob."""
         headers = {**self._blob_headers(), "Range": f"bytes={start}-{end}"}
-        response, attempts = self._send(
-            "reading the run log", lambda: self._http.get(url, headers=headers)
-        )
+        response = self.http.request("GET", url, headers=headers, label="reading the run log")
         if response.status_code == 206:
             return response.content
         if response.status_code == 200:  # a server that ignored the range
@@ -578,7 +514,7 @@ class AcrTasksClient:
             return b""
         if response.status_code == 403:
             raise LogLinkExpired
-        raise blob_error(response, "reading the run log", url, self.scrub, attempts)
+        raise blob_error(response, "reading the run log", url, self.redact, attempts_made(response))
 
     # --- helpers ------------------------------------------------------------------------------
 

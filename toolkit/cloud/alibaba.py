@@ -5,10 +5,12 @@ Credentials come from ``ALIBABA_CLOUD_ACCESS_KEY_ID`` / ``ALIBABA_CLOUD_ACCESS_K
 default chain when that optional package is installed.
 
 ``AlibabaClient`` sends each call to ``<product>.<region>.aliyuncs.com`` (or an ``endpoint``
-override, which tests point at a local contract server), signs every attempt afresh, retries
-throttling, 5xx answers and connection failures a bounded number of times, and turns
-Alibaba's error bodies (RPC ``Code``/``Message``/``RequestId``, ROA ``code``/``message``/
-``requestId``) into ``AlibabaAPIError`` with a hint. No secret reaches an exception's text.
+override, which tests point at a local contract server) through
+:class:`~toolkit.cloud.http.CloudHttp`, which retries throttling (429/503, and Alibaba's
+``Throttling.*`` codes in a 400), 5xx answers and connection failures a bounded number of
+times; :class:`Acs3Auth` signs every attempt afresh (a new date and nonce). Alibaba's error
+bodies (RPC ``Code``/``Message``/``RequestId``, ROA ``code``/``message``/``requestId``) become
+``AlibabaAPIError`` with a hint. No secret reaches an exception's text.
 """
 
 from __future__ import annotations
@@ -17,16 +19,15 @@ import ipaddress
 import json
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+import httpx
 
 from toolkit.cloud import acs3
+from toolkit.cloud.http import CloudHttp, RetryPolicy, attempts_made
 from toolkit.errors import CloudError
-from toolkit.redact import redact
-
-if TYPE_CHECKING:
-    import httpx
 
 ACCESS_KEY_ID_VARIABLE = "ALIBABA_CLOUD_ACCESS_KEY_ID"
 ACCESS_KEY_SECRET_VARIABLE = "ALIBABA_CLOUD_ACCESS_KEY_SECRET"
@@ -194,6 +195,14 @@ def is_throttling(status: int, code: str) -> bool:
     return status == 429 or code.startswith("Throttling") or code in THROTTLING_CODES
 
 
+def throttled(response: httpx.Response) -> bool:
+    """A failed answer whose error code says "throttled" (Alibaba sends them with a 400)."""
+    if response.is_success:
+        return False
+    code = ErrorBody.parse(response.status_code, response.text).code
+    return is_throttling(response.status_code, code)
+
+
 def hint_for(
     code: str,
     status: int | None,
@@ -246,25 +255,6 @@ def hint_for(
 # --- the client -------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How often to try a call (``attempts`` in total) and how long to wait in between:
-    ``backoff * 2**n`` seconds, at most ``max_backoff``, or what the server asks for."""
-
-    attempts: int = 4
-    backoff: float = 0.5
-    max_backoff: float = 8.0
-
-    def __post_init__(self) -> None:
-        if self.attempts < 1:
-            raise ValueError("RetryPolicy.attempts counts every try, so it is at least 1")
-
-    def delay(self, retry: int, retry_after: float | None = None) -> float:
-        if retry_after is not None and retry_after > 0:
-            return min(retry_after, self.max_backoff)
-        return min(self.backoff * (2**retry), self.max_backoff)
-
-
 def validate_region(region: str) -> str:
     if not REGION_PATTERN.match(region or ""):
         raise CloudError(
@@ -292,6 +282,37 @@ def _base_url(endpoint: str) -> str:
     return endpoint if "://" in endpoint else f"https://{endpoint}"
 
 
+class Acs3Auth(httpx.Auth):
+    """Signs one call (``path`` decoded, ``query`` as given) each time httpx sends it, so every
+    retry carries its own date and nonce."""
+
+    requires_request_body = True
+
+    def __init__(
+        self,
+        credentials: AlibabaCredentials,
+        path: str,
+        query: Mapping[str, acs3.QueryValue],
+    ) -> None:
+        self.credentials = credentials
+        self.path = path
+        self.query = query
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers.update(
+            acs3.sign_request(
+                request.method,
+                request.headers["host"],
+                self.path,
+                self.query,
+                request.headers,
+                request.content,
+                credentials=self.credentials,
+            )
+        )
+        yield request
+
+
 class AlibabaClient:
     """Signed calls to one Alibaba Cloud product in one region.
 
@@ -311,8 +332,6 @@ class AlibabaClient:
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        import httpx
-
         self.credentials = credentials
         self.product = product
         self.region = validate_region(region)
@@ -320,18 +339,22 @@ class AlibabaClient:
         self.base_url = _base_url(endpoint) if endpoint else default_endpoint(product, region)
         url = httpx.URL(self.base_url)
         self.host = url.netloc.decode("ascii")
-        self.retry = retry or RetryPolicy()
-        self._sleep = sleep
-        self._http = httpx.Client(
+        self.http = CloudHttp(
+            f"Alibaba Cloud {product}",
+            secrets=credentials.secrets,
+            policy=retry or RetryPolicy(max_backoff=8.0),
             timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
             transport=transport,
             # Proxy and CA settings from the environment, except for a loopback endpoint (a
             # local contract server), which no proxy can reach.
             trust_env=not _is_loopback(url.host),
+            sleep=sleep,
+            retry_if=throttled,
+            unreachable=self._unreachable,
         )
 
     def close(self) -> None:
-        self._http.close()
+        self.http.close()
 
     def __enter__(self) -> AlibabaClient:
         return self
@@ -347,9 +370,12 @@ class AlibabaClient:
         *,
         method: str = "POST",
         ram_action: str | None = None,
+        idempotent: bool = True,
     ) -> dict[str, Any]:
-        """An RPC call: ``params`` go in the query string, the body is empty."""
-        return self._call(method, "/", params or {}, None, action, version, ram_action)
+        """An RPC call: ``params`` go in the query string, the body is empty. RPC calls are
+        POSTs whatever they do, so a failed one is replayed unless ``idempotent=False`` (an
+        action that creates something)."""
+        return self._call(method, "/", params or {}, None, action, version, ram_action, idempotent)
 
     def roa(
         self,
@@ -361,10 +387,12 @@ class AlibabaClient:
         query: Mapping[str, acs3.QueryValue] | None = None,
         body: Any = None,
         ram_action: str | None = None,
+        idempotent: bool | None = None,
     ) -> dict[str, Any]:
         """A ROA call on ``path`` (decoded; it is encoded when signed and sent), with ``body``
-        sent as JSON when given."""
-        return self._call(method, path, query or {}, body, action, version, ram_action)
+        sent as JSON when given; replayed after a failure as its method allows, unless
+        ``idempotent`` says otherwise."""
+        return self._call(method, path, query or {}, body, action, version, ram_action, idempotent)
 
     # -- internals --
 
@@ -377,9 +405,8 @@ class AlibabaClient:
         action: str,
         version: str,
         ram_action: str | None,
+        idempotent: bool | None,
     ) -> dict[str, Any]:
-        import httpx
-
         ram_action = ram_action or f"{self.product}:{action}"
         headers = {"x-acs-action": action, "x-acs-version": version, "accept": "application/json"}
         content = b""
@@ -390,33 +417,23 @@ class AlibabaClient:
         query_string = acs3.canonical_query_string(query)
         if query_string:
             url += "?" + query_string
-        for attempt in range(self.retry.attempts):
-            last_attempt = attempt == self.retry.attempts - 1
-            signed = acs3.sign_request(
-                method, self.host, path, query, headers, content, credentials=self.credentials
-            )
-            try:
-                response = self._http.request(method, url, headers=signed, content=content)
-            except httpx.TransportError as exc:
-                if last_attempt:
-                    raise self._unreachable(action, exc) from None
-                self._sleep(self.retry.delay(attempt))
-                continue
-            if response.is_success:
-                answer = self._decode(response, action)
-                if answer.get("IsSuccess") is False:  # RPC APIs that answer 200 on failure
-                    error = ErrorBody.from_json(response.status_code, answer)
-                    raise self._error(action, ram_action, response.status_code, error, 1)
-                return answer
-            error = ErrorBody.parse(response.status_code, response.text)
-            retryable = response.status_code >= 500 or is_throttling(
-                response.status_code, error.code
-            )
-            if retryable and not last_attempt:
-                self._sleep(self.retry.delay(attempt, _retry_after(response)))
-                continue
-            raise self._error(action, ram_action, response.status_code, error, attempt + 1)
-        raise AssertionError("unreachable: the retry loop always returns or raises")
+        response = self.http.request(
+            method,
+            url,
+            headers=headers,
+            content=content,
+            auth=Acs3Auth(self.credentials, path, query),
+            idempotent=idempotent,
+            label=action,
+        )
+        if response.is_success:
+            answer = self._decode(response, action)
+            if answer.get("IsSuccess") is False:  # RPC APIs that answer 200 on failure
+                error = ErrorBody.from_json(response.status_code, answer)
+                raise self._error(action, ram_action, response.status_code, error, 1)
+            return answer
+        error = ErrorBody.parse(response.status_code, response.text)
+        raise self._error(action, ram_action, response.status_code, error, attempts_made(response))
 
     def _decode(self, response: httpx.Response, action: str) -> dict[str, Any]:
         if not response.content.strip():
@@ -426,7 +443,7 @@ class AlibabaClient:
         except ValueError:
             raise CloudError(
                 f"{action} on {self.host} answered with something that is not JSON: "
-                f"{self._redact(response.text.strip()[:200])}",
+                f"{self.http.redact(response.text.strip()[:200])}",
                 hint="check that the endpoint is an Alibaba Cloud OpenAPI endpoint",
             ) from None
         if not isinstance(answer, dict):
@@ -435,9 +452,6 @@ class AlibabaClient:
                 hint="check that the endpoint is an Alibaba Cloud OpenAPI endpoint",
             )
         return answer
-
-    def _redact(self, text: str) -> str:
-        return redact(text, self.credentials.secrets)
 
     def _error(
         self, action: str, ram_action: str, status: int, error: ErrorBody, attempts: int
@@ -463,15 +477,15 @@ class AlibabaClient:
             recommend=error.recommend,
         )
         return AlibabaAPIError(
-            self._redact("".join(parts)),
-            hint=self._redact(hint),
+            self.http.redact("".join(parts)),
+            hint=self.http.redact(hint),
             code=error.code,
             status=status,
             request_id=error.request_id,
             action=action,
         )
 
-    def _unreachable(self, action: str, exc: Exception) -> AlibabaAPIError:
+    def _unreachable(self, action: str, exc: Exception, attempts: int) -> AlibabaAPIError:
         reason = str(exc).strip() or type(exc).__name__
         if self.endpoint_overridden:
             hint = f"check that the endpoint {self.base_url} is up and reachable"
@@ -481,23 +495,10 @@ class AlibabaClient:
                 f"Cloud region where {self.product} is offered (e.g. cn-hangzhou)"
             )
         return AlibabaAPIError(
-            self._redact(
-                f"cannot reach {self.host} for {action} after {self.retry.attempts} attempts: "
-                f"{reason}"
+            self.http.redact(
+                f"cannot reach {self.host} for {action} after {attempts} attempts: {reason}"
             ),
             hint=hint,
             code="ConnectionError",
             action=action,
         )
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    """Alibaba's ``x-acs-retry-after`` (milliseconds) or a standard ``Retry-After`` (seconds)."""
-    for name, scale in (("x-acs-retry-after", 0.001), ("retry-after", 1.0)):
-        value = response.headers.get(name)
-        if value:
-            try:
-                return float(value) * scale
-            except ValueError:
-                continue
-    return None

@@ -1,19 +1,28 @@
 """The one HTTP layer under every control-plane client: retries, redaction, call log.
 
 - 429 and 503 are retried after the service's own delay (``Retry-After`` in seconds or as an
-  HTTP date, ``retry-after-ms``, ``x-ms-retry-after-ms``), else with exponential backoff;
+  HTTP date, ``retry-after-ms``, ``x-ms-retry-after-ms``, Alibaba's ``x-acs-retry-after``),
+  else with exponential backoff;
 - 500/502/504 and dropped connections are retried only for idempotent calls (GET, HEAD, PUT,
   DELETE, or a call marked ``idempotent=True``): a POST that may have been applied is not
   sent twice behind the caller's back. A connection that was never made is always retried;
-- every secret handed to the client (tokens, keys, SAS signatures) is removed from the call
-  log and from the messages of the errors it raises;
+- a client may name more answers that mean "not done, try again" (``retry_if``: Alibaba's
+  ``Throttling.*`` codes in a 400, ARM's 408); those are retried whatever the method;
+- every secret handed to the client (tokens, keys, SAS URLs) and every signature-like query
+  value (``sig=``, ``token=`` ...) is removed from the call log and from the errors it raises;
 - ``on_call`` receives one line per attempt (method, URL without its query's signatures,
-  status, milliseconds): what ``--verbose`` prints.
+  status, milliseconds): what ``--verbose`` prints; ``on_retry`` one line per wait ("HTTP 503;
+  retrying in 2.0 s (attempt 2 of 4)"), for clients that show progress.
+
+Per-attempt signing (Alibaba's ACS3) is an ``httpx.Auth`` passed with the request: httpx runs
+its ``auth_flow`` on every send, so each retry is signed afresh.
 """
 
 from __future__ import annotations
 
 import email.utils
+import random
+import re
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -32,6 +41,12 @@ FLAKY = frozenset({500, 502, 504})
 SECRET_QUERY_KEYS = frozenset(
     {"sig", "signature", "x-amz-signature", "token", "access_token", "code", "se", "skoid"}
 )
+# The same parameters inside free text (a log line, an error body; ``&amp;`` in XML).
+_SECRET_PARAMETER = re.compile(
+    r"(?i)((?:[?&]|&amp;)(?:" + "|".join(map(re.escape, sorted(SECRET_QUERY_KEYS))) + r")=)"
+    r"[^&\s\"'<>]+"
+)
+ATTEMPTS = "actk.attempts"  # the response extension that counts the sends behind it
 
 
 @dataclass(frozen=True)
@@ -40,12 +55,17 @@ class RetryPolicy:
     backoff: float = 0.5  # seconds before the first retry, doubled each time
     max_backoff: float = 20.0
     max_retry_after: float = 120.0  # a longer wait than this is not worth holding a CI job
+    jitter: float = 0.0  # each backoff varies by up to this fraction (0.2: ±20 %)
+
+    def __post_init__(self) -> None:
+        if self.attempts < 1:
+            raise ValueError("RetryPolicy.attempts counts every try, so it is at least 1")
 
 
 def retry_after(response: httpx.Response) -> float | None:
     """The delay the service asked for, in seconds, or None."""
     headers = response.headers
-    for name in ("retry-after-ms", "x-ms-retry-after-ms"):
+    for name in ("retry-after-ms", "x-ms-retry-after-ms", "x-acs-retry-after"):
         try:
             return max(0.0, float(headers[name]) / 1000)
         except (KeyError, ValueError):
@@ -64,6 +84,11 @@ def retry_after(response: httpx.Response) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
+def attempts_made(response: httpx.Response) -> int:
+    """How many times :meth:`CloudHttp.request` sent the call ``response`` answers."""
+    return int(response.extensions.get(ATTEMPTS, 1))
+
+
 def safe_url(url: str | httpx.URL) -> str:
     """``url`` with signature-like query values replaced by ``***``."""
     parts = urlsplit(str(url))
@@ -77,7 +102,11 @@ def safe_url(url: str | httpx.URL) -> str:
 
 
 class CloudHttp:
-    """An httpx client for one service, with the retry and redaction rules above."""
+    """An httpx client for one service, with the retry and redaction rules above.
+
+    ``retry_if`` names further answers to retry; ``unreachable(label, exc, attempts)`` builds
+    the error raised when no answer came (default: "cannot reach <service> at <host>").
+    """
 
     def __init__(
         self,
@@ -87,23 +116,31 @@ class CloudHttp:
         headers: dict[str, str] | None = None,
         secrets: Iterable[str] = (),
         policy: RetryPolicy | None = None,
-        timeout: float = 60.0,
+        timeout: float | httpx.Timeout = 60.0,
         transport: httpx.BaseTransport | None = None,
         verify: Any = True,
+        trust_env: bool = True,
         sleep: Callable[[float], None] = time.sleep,
         on_call: Callable[[str], None] | None = None,
+        on_retry: Callable[[str], None] | None = None,
+        retry_if: Callable[[httpx.Response], bool] | None = None,
+        unreachable: Callable[[str, Exception, int], CloudError] | None = None,
     ) -> None:
         self.service = service
         self.policy = policy or RetryPolicy()
         self.secrets: set[str] = {s for s in secrets if s}
         self._sleep = sleep
         self._on_call = on_call
+        self._on_retry = on_retry
+        self._retry_if = retry_if
+        self._unreachable_error = unreachable
         self._client = httpx.Client(
             base_url=base_url,
             headers=headers,
             timeout=timeout,
             transport=transport,
             verify=verify,
+            trust_env=trust_env,
             follow_redirects=False,
         )
 
@@ -121,42 +158,72 @@ class CloudHttp:
             self.secrets.add(value)
 
     def redact(self, text: str) -> str:
-        return redact(text, self.secrets)
+        """``text`` without the secrets and signature-like query values (``sig=***``)."""
+        return _SECRET_PARAMETER.sub(r"\1***", redact(text, self.secrets))
 
     def request(
-        self, method: str, url: str, *, idempotent: bool | None = None, **kwargs: Any
+        self,
+        method: str,
+        url: str,
+        *,
+        idempotent: bool | None = None,
+        label: str | None = None,
+        **kwargs: Any,
     ) -> httpx.Response:
-        """Send with retries; the last response is returned whatever its status."""
+        """Send with retries; the last response is returned whatever its status, and
+        ``attempts_made(response)`` says how many sends it took. ``label`` names the call in
+        retry notices and to ``unreachable`` (default: the method and the safe URL)."""
         method = method.upper()
         replayable = method in IDEMPOTENT_METHODS if idempotent is None else idempotent
+        label = label or f"{method} {safe_url(url)}"
         delay = self.policy.backoff
         for attempt in range(1, self.policy.attempts + 1):
             last = attempt == self.policy.attempts
             started = time.monotonic()
+            asked = None
             try:
                 response = self._client.request(method, url, **kwargs)
             except httpx.ConnectError as exc:  # nothing was sent: always safe to retry
                 self._log(method, url, f"connection failed ({type(exc).__name__})", started)
                 if last:
-                    raise self._unreachable(url, exc) from None
+                    raise self._unreachable(label, url, exc, attempt) from None
+                reason = type(exc).__name__
             except httpx.TransportError as exc:
                 self._log(method, url, f"{type(exc).__name__}", started)
                 if last or not replayable:
-                    raise self._unreachable(url, exc) from None
+                    raise self._unreachable(label, url, exc, attempt) from None
+                reason = type(exc).__name__
             else:
                 self._log(method, str(response.request.url), str(response.status_code), started)
-                status = response.status_code
-                if last or not (status in THROTTLED or (status in FLAKY and replayable)):
+                response.extensions[ATTEMPTS] = attempt
+                if last or not self._retryable(response, replayable):
                     return response
                 asked = retry_after(response)
                 if asked is not None:
                     if asked > self.policy.max_retry_after:
                         return response
                     delay = asked
+                reason = f"HTTP {response.status_code}"
                 response.close()
-            self._sleep(min(delay, self.policy.max_retry_after))
+            wait = min(delay, self.policy.max_retry_after)
+            if asked is None and self.policy.jitter:
+                wait *= random.uniform(1 - self.policy.jitter, 1 + self.policy.jitter)
+            if self._on_retry is not None:
+                self._on_retry(
+                    self.redact(
+                        f"{label}: {reason}; retrying in {wait:.1f} s "
+                        f"(attempt {attempt + 1} of {self.policy.attempts})"
+                    )
+                )
+            self._sleep(wait)
             delay = min(delay * 2, self.policy.max_backoff)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _retryable(self, response: httpx.Response, replayable: bool) -> bool:
+        status = response.status_code
+        if status in THROTTLED or (status in FLAKY and replayable):
+            return True
+        return self._retry_if is not None and self._retry_if(response)
 
     def _log(self, method: str, url: str, outcome: str, started: float) -> None:
         if self._on_call is not None:
@@ -164,7 +231,9 @@ class CloudHttp:
             line = f"{method} {safe_url(url)} -> {outcome} ({elapsed:.0f} ms)"
             self._on_call(self.redact(line))
 
-    def _unreachable(self, url: str, exc: Exception) -> CloudError:
+    def _unreachable(self, label: str, url: str, exc: Exception, attempts: int) -> CloudError:
+        if self._unreachable_error is not None:
+            return self._unreachable_error(label, exc, attempts)
         host = urlsplit(str(self._client.base_url.join(url))).netloc
         return CloudError(
             f"cannot reach {self.service} at {host}: {self.redact(str(exc)) or type(exc).__name__}",

@@ -9,8 +9,9 @@ Which flow, by host (``parse_host``):
         (image.registry.instance_id) or from ListInstance by the host's instance name
 
 A fixed user and password (``ACTK_REGISTRY_USERNAME`` / ``ACTK_REGISTRY_PASSWORD``, e.g. the
-console's fixed registry password) win over both. The temporary password lives one hour (or as
-long as the STS token that asked for it) and carries the caller's RAM permissions. ``-vpc``
+console's fixed registry password) win over both; :mod:`toolkit.registry.resolve` checks them
+before it calls here. The temporary password lives one hour (or as long as the STS token that
+asked for it) and carries the caller's RAM permissions. ``-vpc``
 hosts use the same token API; they are only reachable from inside a VPC of their region, so
 they are kept as given and ``push_hint`` says what to do when a push to one cannot connect.
 """
@@ -26,17 +27,16 @@ from toolkit.cloud.alibaba import (
     AlibabaAPIError,
     AlibabaClient,
     AlibabaCredentials,
-    RetryPolicy,
     validate_region,
 )
-from toolkit.errors import CloudError, RegistryError, UsageError
+from toolkit.errors import CloudError, RegistryError
 from toolkit.registry.credentials import RegistryCredentials
+from toolkit.registry.resolve import PASSWORD_VARIABLE, USERNAME_VARIABLE
 
 if TYPE_CHECKING:
     import httpx
 
-USERNAME_VARIABLE = "ACTK_REGISTRY_USERNAME"
-PASSWORD_VARIABLE = "ACTK_REGISTRY_PASSWORD"
+    from toolkit.cloud.http import RetryPolicy
 
 PERSONAL_API_VERSION = "2016-06-07"
 ENTERPRISE_API_VERSION = "2018-12-01"
@@ -120,15 +120,13 @@ def credentials_for(
     retry: RetryPolicy | None = None,
     transport: httpx.BaseTransport | None = None,
 ) -> RegistryCredentials:
-    """Login credentials for the ACR registry at ``host``.
+    """Login credentials for the ACR registry at ``host`` from the cr API (the caller has
+    already preferred ``ACTK_REGISTRY_USERNAME``/``ACTK_REGISTRY_PASSWORD``).
 
     ``instance_id`` and ``region`` come from ``image.registry`` in agent.yaml (needed only for a
     custom domain, or to skip the ListInstance lookup); ``endpoint`` replaces
     ``https://cr.<region>.aliyuncs.com`` (tests point it at a contract server).
     """
-    fixed = _fixed_credentials(host, env)
-    if fixed is not None:
-        return fixed
     parsed = parse_host(host)
     region = _region(host, parsed, region)
     if parsed is not None and parsed.edition == "personal" and instance_id:
@@ -158,24 +156,6 @@ def credentials_for(
 
 
 # --- the flows --------------------------------------------------------------------------------
-
-
-def _fixed_credentials(host: str, env: Mapping[str, str]) -> RegistryCredentials | None:
-    username, password = env.get(USERNAME_VARIABLE), env.get(PASSWORD_VARIABLE)
-    if username and password:
-        return RegistryCredentials(
-            host,
-            username,
-            password,
-            source=f"{USERNAME_VARIABLE}/{PASSWORD_VARIABLE} (a fixed registry password)",
-        )
-    if username or password:
-        missing = PASSWORD_VARIABLE if username else USERNAME_VARIABLE
-        raise UsageError(
-            f"{missing} is not set but its partner is",
-            hint=f"set both {USERNAME_VARIABLE} and {PASSWORD_VARIABLE}, or neither",
-        )
-    return None
 
 
 def _region(host: str, parsed: AlibabaRegistryHost | None, region: str | None) -> str:
@@ -219,24 +199,19 @@ def _personal(
         ram_action=GET_TOKEN_PERMISSION,
     )
     data = answer.get("data") if isinstance(answer.get("data"), dict) else {}
-    username, password = data.get("tempUserName"), data.get("authorizationToken")
-    if not (isinstance(username, str) and username and isinstance(password, str) and password):
-        raise RegistryError(
-            f"GetAuthorizationToken on {client.host} answered without data.tempUserName and "
-            "data.authorizationToken",
-            hint="check that the endpoint is the Container Registry API (cr.<region>.aliyuncs.com)",
-        )
-    return RegistryCredentials(
-        registry=host,
-        username=username,
-        password=password,
-        source=_source(
+    return _login(
+        host,
+        data.get("tempUserName"),
+        data.get("authorizationToken"),
+        f"GetAuthorizationToken on {client.host} answered without data.tempUserName and "
+        "data.authorizationToken",
+        _source(
             f"personal edition temporary token (cr GetAuthorizationToken "
             f"{PERSONAL_API_VERSION}, {client.region})",
             credentials,
             parsed,
         ),
-        expires_at=_epoch_seconds(data.get("expireDate")),
+        data.get("expireDate"),
     )
 
 
@@ -262,24 +237,19 @@ def _enterprise(
         {"InstanceId": instance_id},
         ram_action=GET_TOKEN_PERMISSION,
     )
-    username, password = answer.get("TempUsername"), answer.get("AuthorizationToken")
-    if not (isinstance(username, str) and username and isinstance(password, str) and password):
-        raise RegistryError(
-            f"GetAuthorizationToken on {client.host} for {instance_id} answered without "
-            "TempUsername and AuthorizationToken",
-            hint="check that the endpoint is the Container Registry API (cr.<region>.aliyuncs.com)",
-        )
-    return RegistryCredentials(
-        registry=host,
-        username=username,
-        password=password,
-        source=_source(
+    return _login(
+        host,
+        answer.get("TempUsername"),
+        answer.get("AuthorizationToken"),
+        f"GetAuthorizationToken on {client.host} for {instance_id} answered without "
+        "TempUsername and AuthorizationToken",
+        _source(
             f"enterprise edition temporary token for {instance_id} ({how}; cr "
             f"GetAuthorizationToken {ENTERPRISE_API_VERSION}, {client.region})",
             credentials,
             parsed,
         ),
-        expires_at=_epoch_seconds(answer.get("ExpireTime")),
+        answer.get("ExpireTime"),
     )
 
 
@@ -329,6 +299,25 @@ def _registry_error(exc: AlibabaAPIError) -> RegistryError:
     if exc.code == "USER_NOT_EXIST" or "user is not exist" in exc.message.lower():
         return RegistryError(exc.message, hint=REGISTRY_PASSWORD_HINT)
     return RegistryError(exc.message, hint=exc.hint)
+
+
+def _login(
+    host: str, username: Any, password: Any, missing: str, source: str, expires_ms: Any
+) -> RegistryCredentials:
+    """The temporary login a GetAuthorizationToken answered; ``missing`` is the error when the
+    answer lacks it."""
+    if not (isinstance(username, str) and username and isinstance(password, str) and password):
+        raise RegistryError(
+            missing,
+            hint="check that the endpoint is the Container Registry API (cr.<region>.aliyuncs.com)",
+        )
+    return RegistryCredentials(
+        registry=host,
+        username=username,
+        password=password,
+        source=source,
+        expires_at=_epoch_seconds(expires_ms),
+    )
 
 
 def _source(what: str, credentials: AlibabaCredentials, parsed: AlibabaRegistryHost | None) -> str:
