@@ -269,83 +269,19 @@ class AlibabaCRContract:
         handler.wfile.write(payload)
 
     def _gateway_error(self, status: int, code: str, message: str) -> tuple[int, dict[str, Any]]:
-        return status, {
-            "RequestId": _request_id(),
-            "HostId": f"cr.{self.region}.aliyuncs.com",
-            "Code": code,
-            "Message": message,
-            "Recommend": f"https://api.aliyun.com/troubleshoot?q={code}",
-        }
+        return gateway_error(f"cr.{self.region}.aliyuncs.com", status, code, message)
 
     def _authenticate(self, request: RecordedRequest) -> tuple[int, dict[str, Any]] | None:
-        headers = request.headers
-        match = _AUTHORIZATION.match(headers.get("authorization", ""))
-        if match is None:
-            return self._gateway_error(
-                400,
-                "IncompleteSignature",
-                "The request signature does not conform to Aliyun standards.",
-            )
-        if match["key"] != self.access_key_id:
-            return self._gateway_error(
-                404, "InvalidAccessKeyId.NotFound", "Specified access key is not found."
-            )
-        names = match["names"].split(";")
-        required = {"host", "x-acs-date", "x-acs-signature-nonce", "x-acs-content-sha256"}
-        required |= {n for n in headers if n.startswith("x-acs-") or n == "content-type"}
-        if not required <= set(names) or any(n not in headers for n in names):
-            return self._gateway_error(
-                400,
-                "IncompleteSignature",
-                "The request signature does not conform to Aliyun standards. "
-                f"SignedHeaders must cover: {';'.join(sorted(required))}",
-            )
-        if not headers.get("x-acs-action") or not headers.get("x-acs-version"):
-            return self._gateway_error(
-                400, "MissingParameter", "x-acs-action and x-acs-version are mandatory."
-            )
-        try:
-            signed_at = datetime.strptime(headers["x-acs-date"], "%Y-%m-%dT%H:%M:%SZ")
-        except ValueError:
-            return self._gateway_error(
-                400,
-                "InvalidTimeStamp.Format",
-                "Specified time stamp or date value is not well formatted.",
-            )
-        now = time.time() + self.clock_skew
-        if abs(signed_at.replace(tzinfo=timezone.utc).timestamp() - now) > MAX_CLOCK_SKEW_SECONDS:
-            return self._gateway_error(
-                400, "InvalidTimeStamp.Expired", "Specified time stamp or date value is expired."
-            )
-        token = headers.get("x-acs-security-token")
-        if self.security_token is not None and token != self.security_token:
-            return self._gateway_error(
-                400,
-                "InvalidSecurityToken.MismatchWithAccessKey",
-                "Specified SecurityToken mismatch with the AccessKey.",
-            )
-        if self.security_token is None and token:
-            return self._gateway_error(
-                400, "InvalidSecurityToken.Malformed", "Specified SecurityToken is malformed."
-            )
-        expected, to_sign = _sdk_signature(
-            request, names, self.access_key_id, self.access_key_secret
+        return authenticate(
+            request,
+            access_key_id=self.access_key_id,
+            access_key_secret=self.access_key_secret,
+            security_token=self.security_token,
+            clock_skew=self.clock_skew,
+            nonces=self._nonces,
+            lock=self._lock,
+            host_id=f"cr.{self.region}.aliyuncs.com",
         )
-        if match["signature"] != expected:
-            return self._gateway_error(
-                400,
-                "SignatureDoesNotMatch",
-                "Specified signature does not match our calculation. server string to sign "
-                f"is:{to_sign}",
-            )
-        with self._lock:
-            nonce = headers["x-acs-signature-nonce"]
-            if nonce in self._nonces:
-                return self._gateway_error(
-                    400, "SignatureNonceUsed", "Specified signature nonce was used already."
-                )
-            self._nonces.add(nonce)
-        return None
 
     def _fault(self, request: RecordedRequest) -> tuple[int, dict[str, Any]] | None:
         with self._lock:
@@ -417,13 +353,116 @@ class AlibabaCRContract:
         }
 
 
+def gateway_error(host_id: str, status: int, code: str, message: str) -> tuple[int, dict]:
+    """An error in the shape Alibaba's API gateway answers with (before the product sees the
+    request): ``RequestId``, ``HostId``, ``Code``, ``Message``, ``Recommend``."""
+    return status, {
+        "RequestId": _request_id(),
+        "HostId": host_id,
+        "Code": code,
+        "Message": message,
+        "Recommend": f"https://api.aliyun.com/troubleshoot?q={code}",
+    }
+
+
+def authenticate(
+    request: Any,
+    *,
+    access_key_id: str,
+    access_key_secret: str,
+    security_token: str | None,
+    clock_skew: float,
+    nonces: set[str],
+    lock: threading.Lock,
+    host_id: str,
+) -> tuple[int, dict[str, Any]] | None:
+    """The gateway's checks of one V3-signed request, or None when it passes: the
+    Authorization header's form and key, the signed header list, ``x-acs-action``/``-version``,
+    the date (within 15 minutes of this machine's clock plus ``clock_skew``), the STS token,
+    the signature (recomputed by Alibaba's own signer) and a nonce used once (kept in
+    ``nonces``). ``request`` has ``method``, ``path`` (as sent), ``query`` (decoded),
+    ``headers`` (lower-case names) and ``body`` (bytes); other contract servers reuse this."""
+    headers = request.headers
+    match = _AUTHORIZATION.match(headers.get("authorization", ""))
+    if match is None:
+        return gateway_error(
+            host_id,
+            400,
+            "IncompleteSignature",
+            "The request signature does not conform to Aliyun standards.",
+        )
+    if match["key"] != access_key_id:
+        return gateway_error(
+            host_id, 404, "InvalidAccessKeyId.NotFound", "Specified access key is not found."
+        )
+    names = match["names"].split(";")
+    required = {"host", "x-acs-date", "x-acs-signature-nonce", "x-acs-content-sha256"}
+    required |= {n for n in headers if n.startswith("x-acs-") or n == "content-type"}
+    if not required <= set(names) or any(n not in headers for n in names):
+        return gateway_error(
+            host_id,
+            400,
+            "IncompleteSignature",
+            "The request signature does not conform to Aliyun standards. "
+            f"SignedHeaders must cover: {';'.join(sorted(required))}",
+        )
+    if not headers.get("x-acs-action") or not headers.get("x-acs-version"):
+        return gateway_error(
+            host_id, 400, "MissingParameter", "x-acs-action and x-acs-version are mandatory."
+        )
+    try:
+        signed_at = datetime.strptime(headers["x-acs-date"], "%Y-%m-%dT%H:%M:%SZ")
+    except ValueError:
+        return gateway_error(
+            host_id,
+            400,
+            "InvalidTimeStamp.Format",
+            "Specified time stamp or date value is not well formatted.",
+        )
+    now = time.time() + clock_skew
+    if abs(signed_at.replace(tzinfo=timezone.utc).timestamp() - now) > MAX_CLOCK_SKEW_SECONDS:
+        return gateway_error(
+            host_id,
+            400,
+            "InvalidTimeStamp.Expired",
+            "Specified time stamp or date value is expired.",
+        )
+    token = headers.get("x-acs-security-token")
+    if security_token is not None and token != security_token:
+        return gateway_error(
+            host_id,
+            400,
+            "InvalidSecurityToken.MismatchWithAccessKey",
+            "Specified SecurityToken mismatch with the AccessKey.",
+        )
+    if security_token is None and token:
+        return gateway_error(
+            host_id, 400, "InvalidSecurityToken.Malformed", "Specified SecurityToken is malformed."
+        )
+    expected, to_sign = _sdk_signature(request, names, access_key_id, access_key_secret)
+    if match["signature"] != expected:
+        return gateway_error(
+            host_id,
+            400,
+            "SignatureDoesNotMatch",
+            "Specified signature does not match our calculation. server string to sign "
+            f"is:{to_sign}",
+        )
+    with lock:
+        nonce = headers["x-acs-signature-nonce"]
+        if nonce in nonces:
+            return gateway_error(
+                host_id, 400, "SignatureNonceUsed", "Specified signature nonce was used already."
+            )
+        nonces.add(nonce)
+    return None
+
+
 def _request_id() -> str:
     return str(uuid.uuid4()).upper()
 
 
-def _sdk_signature(
-    request: RecordedRequest, names: list[str], key_id: str, secret: str
-) -> tuple[str, str]:
+def _sdk_signature(request: Any, names: list[str], key_id: str, secret: str) -> tuple[str, str]:
     """The signature Alibaba's own signer computes for ``request``, and its string to sign."""
     from alibabacloud_tea_openapi.utils import (
         Utils,

@@ -11,7 +11,12 @@ from typing import Any
 import pytest
 
 # Local stand-ins for the cloud services the toolkit talks to (see each module's docstring).
-pytest_plugins = ["alibaba_contract", "tests.registries", "tests.foundry_contract"]
+pytest_plugins = [
+    "alibaba_contract",
+    "tests.registries",
+    "tests.foundry_contract",
+    "tests.agentrun_contract",
+]
 
 REPO = Path(__file__).resolve().parents[1]
 TEMPLATE = REPO / "templates" / "agent"
