@@ -214,10 +214,12 @@ IMAGE_RULE = re.compile(
     r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[0-9a-f]{64})?$"
 )
 # Deprecated in the Go SDK (reference §1.3): accepted, but a new client should not send them.
+# protocolConfiguration.type is deprecated too, but it is not listed: its replacement,
+# protocolSettings[].type, has no published values, so `type: HTTP` is still the only
+# documented way to declare an HTTP agent.
 DEPRECATED = {
     "credentialId": "use credentialName",
     "resourceGroupId": "deprecated",
-    "protocolConfiguration.type": "deprecated; use protocolSettings",
 }
 DEPRECATED_PROTOCOL_SETTINGS = (
     "path",
@@ -718,10 +720,6 @@ def deprecated_uses(spec: dict[str, Any]) -> list[str]:
     ]
     protocol = spec.get("protocolConfiguration")
     if isinstance(protocol, dict):
-        if protocol.get("type") is not None:
-            found.append(
-                f"protocolConfiguration.type is {DEPRECATED['protocolConfiguration.type']}"
-            )
         settings = protocol.get("protocolSettings")
         for index, setting in enumerate(settings if isinstance(settings, list) else []):
             for key in DEPRECATED_PROTOCOL_SETTINGS:

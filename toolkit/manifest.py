@@ -255,10 +255,304 @@ class AzureTarget(Strict):
         return low, high
 
 
+# AgentRun runtime and endpoint names (what the `ar` CLI enforces before the service does).
+ALIBABA_RUNTIME_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+# Endpoint names also take upper case and '_' (the agentrun SDK's own default is "Default").
+ALIBABA_ENDPOINT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
+ALIBABA_ROLE_ARN = re.compile(r"^acs:ram::\d+:role/[A-Za-z0-9._-]+$")
+ALIBABA_NETWORK_MODES = ("PUBLIC", "PRIVATE", "PUBLIC_AND_PRIVATE")
+
+
+class AlibabaHealthCheck(Strict):
+    """``healthCheckConfiguration``: an HTTP GET on the container's readiness route."""
+
+    path: str = Field("/ready", pattern=r"^/\S*$")  # httpGetUrl; the actk container serves /ready
+    initial_delay_seconds: int = Field(30, ge=0, le=3600)
+    period_seconds: int = Field(30, ge=1, le=3600)
+    timeout_seconds: int = Field(3, ge=1, le=3600)
+    failure_threshold: int = Field(3, ge=1, le=1000)
+    success_threshold: int = Field(1, ge=1, le=1000)
+
+    @model_validator(mode="after")
+    def _timeout_within_period(self) -> AlibabaHealthCheck:
+        if self.timeout_seconds > self.period_seconds:
+            raise ValueError(
+                f"timeout_seconds {self.timeout_seconds} is longer than period_seconds "
+                f"{self.period_seconds}; make the timeout at most the period"
+            )
+        return self
+
+
+class AlibabaNetwork(Strict):
+    """``networkConfiguration``: PUBLIC, or a VPC (PRIVATE / PUBLIC_AND_PRIVATE)."""
+
+    mode: Literal["PUBLIC", "PRIVATE", "PUBLIC_AND_PRIVATE"] = "PUBLIC"
+    vpc_id: str | None = Field(None, pattern=r"^vpc-[a-z0-9]+$")
+    vswitch_ids: list[str] = Field(default_factory=list)
+    security_group_id: str | None = Field(None, pattern=r"^sg-[a-z0-9]+$")
+
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper().replace("-", "_") if isinstance(value, str) else value
+
+    @field_validator("vswitch_ids")
+    @classmethod
+    def _vswitches(cls, value: list[str]) -> list[str]:
+        for item in value:
+            if not re.match(r"^vsw-[a-z0-9]+$", item):
+                raise ValueError(f"{item!r} is not a vSwitch id; use the vsw-... ids of the VPC")
+        return value
+
+    @model_validator(mode="after")
+    def _vpc_when_private(self) -> AlibabaNetwork:
+        vpc_fields = [
+            name
+            for name, set_ in (
+                ("vpc_id", self.vpc_id is not None),
+                ("vswitch_ids", bool(self.vswitch_ids)),
+                ("security_group_id", self.security_group_id is not None),
+            )
+            if set_
+        ]
+        if self.mode == "PUBLIC" and vpc_fields:
+            raise ValueError(
+                f"{', '.join(vpc_fields)} apply to a VPC, but mode is PUBLIC; set mode "
+                "PUBLIC_AND_PRIVATE (internet and the VPC) or PRIVATE, or remove them"
+            )
+        if self.mode != "PUBLIC":
+            missing = [
+                name
+                for name in ("vpc_id", "vswitch_ids", "security_group_id")
+                if name not in vpc_fields
+            ]
+            if missing:
+                raise ValueError(
+                    f"mode {self.mode} needs a VPC: set {', '.join(missing)} (vpc-..., "
+                    "[vsw-...], sg-... from the VPC console), or use mode PUBLIC"
+                )
+        return self
+
+
+class AlibabaSession(Strict):
+    """Session settings: sessions per instance, idle timeout, affinity, isolation."""
+
+    concurrency: int | None = Field(None, ge=1, le=200)  # sessionConcurrencyLimitPerInstance
+    idle_timeout_seconds: int | None = Field(None, ge=1, le=86400)
+    # NONE | HEADER_FIELD (header_field_name routes a session) | GENERATED_COOKIE (COOKIE is
+    # the service's alias for it)
+    affinity: Literal["NONE", "HEADER_FIELD", "GENERATED_COOKIE"] | None = None
+    header_field_name: str | None = Field(None, pattern=r"^[A-Za-z0-9-]{1,128}$")
+    isolation: bool | None = None  # enableSessionIsolation: each session its own environment
+
+    @field_validator("affinity", mode="before")
+    @classmethod
+    def _affinity_alias(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = value.upper()
+            return "GENERATED_COOKIE" if value == "COOKIE" else value
+        return value
+
+    @model_validator(mode="after")
+    def _header_with_header_affinity(self) -> AlibabaSession:
+        if self.affinity == "HEADER_FIELD" and not self.header_field_name:
+            raise ValueError(
+                "affinity HEADER_FIELD routes by a request header: set header_field_name, "
+                "e.g. x-agentrun-session-id"
+            )
+        if self.header_field_name and self.affinity != "HEADER_FIELD":
+            raise ValueError(
+                "header_field_name is used only with affinity HEADER_FIELD; set that, or "
+                "remove header_field_name"
+            )
+        return self
+
+
+class AlibabaLog(Strict):
+    """``logConfiguration``: the SLS project and logstore the runtime writes to (both)."""
+
+    project: str = Field(min_length=3, max_length=63)
+    logstore: str = Field(min_length=2, max_length=63)
+
+
+class AlibabaNasMount(Strict):
+    server_addr: str = Field(min_length=1)  # e.g. 0a1b2c3d-xyz.cn-hangzhou.nas.aliyuncs.com:/
+    mount_dir: str = Field(pattern=r"^/\S+$")
+    enable_tls: bool | None = None
+
+
+class AlibabaNas(Strict):
+    """``nasConfig``: NAS file systems mounted into the container (needs a VPC network)."""
+
+    user_id: int | None = Field(None, ge=0)
+    group_id: int | None = Field(None, ge=0)
+    mount_points: list[AlibabaNasMount] = Field(min_length=1)
+
+
+class AlibabaOssMount(Strict):
+    """One ``ossMountConfig.mountPoints`` item: a bucket (path) mounted at ``mount_dir``."""
+
+    bucket_name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
+    bucket_path: str = "/"
+    endpoint: str | None = None  # e.g. http://oss-cn-hangzhou-internal.aliyuncs.com
+    mount_dir: str = Field(pattern=r"^/\S+$")
+    read_only: bool = True
+
+
+class AlibabaArms(Strict):
+    """``armsConfiguration``: Application Real-Time Monitoring; the license key is a secret,
+    read from the environment variable named here (never written in agent.yaml)."""
+
+    enabled: bool = True
+    license_key_env: str | None = Field(None, pattern=ENV_NAME.pattern)
+    cms_workspace: str | None = None
+
+
+class AlibabaTarget(Strict):
+    """``targets.alibaba``: an Alibaba Cloud AgentRun runtime and its endpoint.
+
+    ``actk deploy alibaba`` checks what only makes sense against the rest of the manifest (the
+    cpu/memory derived from ``runtime``, the image host against ``registry``) before it sends
+    anything.
+    """
+
+    region: str
+    # The control plane: https://agentrun.<region>.aliyuncs.com by default; vpc_endpoint uses
+    # agentrun-vpc.<region>.aliyuncs.com (from inside a VPC); api_endpoint replaces both.
+    api_endpoint: str | None = Field(None, min_length=1)
+    vpc_endpoint: bool = False
+    # Default: the manifest's name (and description).
+    runtime_name: str | None = None
+    description: str | None = Field(None, max_length=512)
+    # Which Container Registry edition holds the image: personal (ACR) or enterprise (ACREE);
+    # default: read from the image host.
+    registry: Literal["personal", "enterprise"] | None = None
+    # ACREE: the instance id (cri-...); default image.registry.instance_id, else the
+    # instance name from the image host (AgentRun takes either).
+    instance_id: str | None = Field(None, pattern=r"^cri-[a-z0-9]+$")
+    # Overrides the image's entrypoint/command.
+    command: list[str] | None = Field(None, min_length=1)
+    # Cores and MB; default: runtime.cpu and runtime.memory converted (1 -> 1.0, 2Gi -> 2048).
+    cpu: float | None = Field(None, gt=0, le=16)
+    memory: int | None = Field(None, ge=128, le=32768)
+    disk_size: Literal[512, 10240] | None = None  # MB of writable disk
+    health_check: AlibabaHealthCheck = Field(default_factory=AlibabaHealthCheck)
+    network: AlibabaNetwork = Field(default_factory=AlibabaNetwork)
+    session: AlibabaSession = Field(default_factory=AlibabaSession)
+    log: AlibabaLog | None = None
+    execution_role_arn: str | None = None
+    credential_name: str | None = Field(None, min_length=1, max_length=128)
+    workspace_id: str | None = Field(None, min_length=1)
+    tags: list[str] = Field(default_factory=list)  # systemTags
+    nas: AlibabaNas | None = None
+    oss_mounts: list[AlibabaOssMount] = Field(default_factory=list)
+    arms: AlibabaArms | None = None
+    edition: str | None = Field(None, min_length=1)
+    # The endpoint that serves invocations, and the version it sends traffic to: LATEST, or
+    # a published version number. Default: LATEST, or the version `publish` creates.
+    endpoint_name: str = "default"
+    target_version: str | None = Field(None, pattern=r"^(LATEST|[0-9]+)$")
+    # Publish an immutable runtime version after each change (`--publish` does it once).
+    publish: bool = False
+
+    @field_validator("region")
+    @classmethod
+    def _region(cls, value: str) -> str:
+        value = value.strip().lower()
+        if not re.match(r"^[a-z]{2,3}(-[a-z0-9]+){1,4}$", value):
+            raise ValueError(
+                f"{value!r} is not an Alibaba Cloud region id; use one such as cn-hangzhou, "
+                "cn-shanghai or ap-southeast-1"
+            )
+        return value
+
+    @field_validator("api_endpoint")
+    @classmethod
+    def _api_endpoint(cls, value: str | None) -> str | None:
+        from urllib.parse import urlsplit
+
+        if value is None:
+            return None
+        value = value.strip().rstrip("/")
+        parts = urlsplit(value if "://" in value else f"https://{value}")
+        example = "https://agentrun.cn-hangzhou.aliyuncs.com"
+        if parts.scheme not in ("https", "http") or not parts.hostname:
+            raise ValueError(f"{value!r} is not a URL; use e.g. {example}")
+        if parts.scheme == "http" and parts.hostname not in LOOPBACK_HOSTS:
+            raise ValueError(f"{value!r} must use https (http only for localhost); use {example}")
+        if parts.path not in ("", "/") or parts.query or parts.username:
+            raise ValueError(f"{value!r}: give the host only, e.g. {example}")
+        return value
+
+    @field_validator("runtime_name")
+    @classmethod
+    def _runtime_name(cls, value: str | None) -> str | None:
+        if value is not None and not ALIBABA_RUNTIME_NAME.match(value):
+            raise ValueError(
+                f"{value!r} is not an AgentRun runtime name: use 1-63 characters of a-z, 0-9 "
+                "and '-', starting with a letter or digit"
+            )
+        return value
+
+    @field_validator("endpoint_name")
+    @classmethod
+    def _endpoint_name(cls, value: str) -> str:
+        if not ALIBABA_ENDPOINT_NAME.match(value):
+            raise ValueError(
+                f"{value!r} is not an AgentRun endpoint name: use 1-63 letters, digits, '-' and "
+                "'_', starting with a letter or digit"
+            )
+        return value
+
+    @field_validator("execution_role_arn")
+    @classmethod
+    def _role(cls, value: str | None) -> str | None:
+        if value is not None and not ALIBABA_ROLE_ARN.match(value):
+            raise ValueError(
+                f"{value!r} is not a RAM role ARN; use acs:ram::<account id>:role/<role name> "
+                "(RAM console > Roles > the role > ARN)"
+            )
+        return value
+
+    @field_validator("tags")
+    @classmethod
+    def _tags(cls, value: list[str]) -> list[str]:
+        for tag in value:
+            if not tag.strip() or len(tag) > 128:
+                raise ValueError(f"tag {tag[:20]!r} must be 1-128 characters")
+        if len(set(value)) != len(value):
+            raise ValueError("tags repeat; list each tag once")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> AlibabaTarget:
+        if self.api_endpoint and self.vpc_endpoint:
+            raise ValueError(
+                "api_endpoint and vpc_endpoint both choose the control-plane endpoint; keep one"
+            )
+        if self.instance_id and self.registry == "personal":
+            raise ValueError(
+                "instance_id names an enterprise (ACREE) instance, but registry is personal; "
+                "remove instance_id, or set registry: enterprise"
+            )
+        if self.nas is not None and self.network.mode == "PUBLIC":
+            raise ValueError(
+                "nas mounts reach the file system through a VPC: set network.mode PRIVATE or "
+                "PUBLIC_AND_PRIVATE with vpc_id, vswitch_ids and security_group_id"
+            )
+        dirs = [m.mount_dir for m in self.oss_mounts] + (
+            [m.mount_dir for m in self.nas.mount_points] if self.nas else []
+        )
+        repeated = sorted({d for d in dirs if dirs.count(d) > 1})
+        if repeated:
+            raise ValueError(f"mount_dir {repeated[0]} is used twice; give each mount its own")
+        return self
+
+
 class Targets(Strict):
     # Each target's own module validates its section before making any call.
     azure: AzureTarget | None = None
-    alibaba: dict[str, Any] | None = None
+    alibaba: AlibabaTarget | None = None
     anthropic: dict[str, Any] | None = None
 
 
