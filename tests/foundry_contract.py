@@ -13,8 +13,17 @@ to it), on an ephemeral port in a thread. ``api`` picks the generation the serve
                                                        or "failed" + error {code, message}
     DELETE /agents/{name}/versions/{v}[?force=true]    409 while it has active sessions
     GET    /agents/{name}          DELETE /agents/{name}[?force=true]          GET /agents[?kind]
+    PATCH  /agents/{name}          Content-Type: application/merge-patch+json (RFC 7396) of
+           {"agent_endpoint", "agent_card"} (the SDK's ``agents.update_details``); the merged
+           result is checked as ``AgentEndpointConfig``/``AgentCard`` and stored on the agent,
+           and ``GET /agents/{name}`` returns it. Version selector rules: percentages 0-100
+           adding up to 100, one version receiving traffic (Learn, "Configure and share your
+           agent": no traffic splitting), each ``agent_version`` an existing version or
+           ``@latest`` (seen in public scripts; unverified)
     POST   /agents/{name}/endpoint/protocols/openai/responses      -> the container's /responses
-           (the latest version must be active; each call opens a session on it)
+           (served by the version the endpoint's selector picks, the latest one when none is
+           set; it must be active; each call opens a session on it and records the version
+           that served it in ``Recorded.served_by``)
 
 ``api="2025-11-15-preview"`` (initial preview; azure-ai-projects 2.0.0b3), every route with
 ``?api-version=2025-11-15-preview``::
@@ -38,7 +47,8 @@ rules: agent name, cpu/memory pairs, environment variable names, metadata limits
 length, image reference. A broken rule gets the service's 400 ``{"error": {"code", "message",
 "param", "type", "details"}}`` naming the field in ``param``. The checks are public so client
 unit tests can use them: ``check_ga_definition``, ``check_preview_definition``,
-``check_ga_create_version``, ``check_preview_create_version`` (AssertionError naming the field).
+``check_ga_create_version``, ``check_preview_create_version``, ``check_ga_patch_agent``
+(AssertionError naming the field).
 
 Use it through the ``foundry`` fixture (``pytest_plugins = ["tests.foundry_contract"]``)::
 
@@ -52,9 +62,11 @@ Use it through the ``foundry`` fixture (``pytest_plugins = ["tests.foundry_contr
 
 Faults (``fail``) come in the service's shapes: 429 ``rate_limit_exceeded`` + Retry-After, 500
 ``server_error``, 503 ``service_unavailable``, 403 ``preview_feature_required``, 409
-``conflict``, 401, 404, or any status with an explicit body. ``violations`` lists what a correct
-client should never do even where the service would let it pass (and any answer of this server
-that its SDK models would not accept); tests assert it is empty.
+``conflict``, 401, 404, or any status with an explicit body. ``require_endpoint_header`` gates
+the PATCH behind ``Foundry-Features: AgentEndpoints=V1Preview`` as the spec's routes.tsp and
+the Learn page still do (azure-ai-projects 2.3+ sends no header for it). ``violations`` lists
+what a correct client should never do even where the service would let it pass (and any answer
+of this server that its SDK models would not accept); tests assert it is empty.
 """
 
 from __future__ import annotations
@@ -85,6 +97,9 @@ GA = "v1"
 PREVIEW = "2025-11-15-preview"
 API_VERSIONS = (GA, PREVIEW)
 PREVIEW_FEATURE = "HostedAgents=V1Preview"
+ENDPOINT_FEATURE = "AgentEndpoints=V1Preview"
+MERGE_PATCH = "application/merge-patch+json"
+LATEST = "@latest"  # an agent_version that follows the newest version
 TOKEN_SCOPE = "https://ai.azure.com/.default"
 REPO = Path(__file__).resolve().parents[1]
 PREVIEW_FIXTURE = REPO / "tests" / "fixtures" / "azure_preview_models.json"
@@ -159,7 +174,9 @@ def ga_schema() -> dict[str, Any]:
     dumper = _dumper()
     enums: dict[str, list[str]] = {}
     body = dumper.describe_body(AgentsOperations.create_version, models, enums)
-    roots = ["HostedAgentDefinition", *GA_ANSWER_MODELS, *body["refs"]]
+    # PATCH /agents/{name}: {"agent_endpoint": AgentEndpointConfig, "agent_card": AgentCard}
+    patch = dumper.describe_body(AgentsOperations.update_details, models, enums)
+    roots = ["HostedAgentDefinition", *GA_ANSWER_MODELS, *body["refs"], *patch["refs"]]
     description = dumper.describe_models(models, roots, expand={"AgentDefinition": ["hosted"]})
     description["enums"] = {**enums, **description["enums"]}
     return {
@@ -167,6 +184,7 @@ def ga_schema() -> dict[str, Any]:
         "api_version": GA,
         "root": "HostedAgentDefinition",
         "create_version_body": body,
+        "update_details_body": patch,
         **description,
     }
 
@@ -333,18 +351,33 @@ def _ga_round_trip_problems(definition: Any) -> list[Problem]:
     ``create_version`` does. Any difference from the input is a field the SDK does not know, a
     read-only field, or a value the SDK had to coerce (a wrong type)."""
     from azure.ai.projects import models
-    from azure.ai.projects._utils.model_base import Model, SdkJSONEncoder, _deserialize
 
     if not isinstance(definition, dict):
         return [Problem("definition", "invalid_type", "expected an object")]
+    return _sdk_round_trip_problems(
+        definition, "AgentDefinition", "definition", expected=models.HostedAgentDefinition
+    )
+
+
+def _sdk_round_trip_problems(
+    value: Any, model: str, where: str, *, expected: type | None = None
+) -> list[Problem]:
+    """The round trip above for any azure-ai-projects model ``model`` (a JSON object sent as
+    it, e.g. ``AgentEndpointConfig``); ``expected`` is the class a polymorphic base must
+    deserialize to."""
+    from azure.ai.projects import models
+    from azure.ai.projects._utils.model_base import Model, SdkJSONEncoder, _deserialize
+
+    if not isinstance(value, dict):
+        return [Problem(where, "invalid_type", "expected an object")]
     try:
-        obj = _deserialize(models.AgentDefinition, copy.deepcopy(definition))
+        obj = _deserialize(getattr(models, model), copy.deepcopy(value))
     except Exception as exc:  # the SDK's own deserializer refused it
-        return [Problem("definition", "invalid_value", f"azure-ai-projects: {exc}")]
-    if type(obj) is not models.HostedAgentDefinition:
-        kind = _json(definition.get("kind"))
-        message = f"kind {kind} deserializes to {type(obj).__name__}, not HostedAgentDefinition"
-        return [Problem("definition.kind", "invalid_value", message)]
+        return [Problem(where, "invalid_value", f"azure-ai-projects: {exc}")]
+    if expected is not None and type(obj) is not expected:
+        kind = _json(value.get("kind"))
+        message = f"kind {kind} deserializes to {type(obj).__name__}, not {expected.__name__}"
+        return [Problem(_join(where, "kind"), "invalid_value", message)]
     problems: list[Problem] = []
 
     def rebuild(value: Any, where: str) -> Any:
@@ -365,9 +398,9 @@ def _ga_round_trip_problems(definition: Any) -> list[Problem]:
             return {key: rebuild(item, _join(where, key)) for key, item in value.items()}
         return value
 
-    rebuilt = rebuild(obj, "definition")
+    rebuilt = rebuild(obj, where)
     back = json.loads(json.dumps(rebuilt, cls=SdkJSONEncoder, exclude_readonly=True))
-    for param, sent, kept in _differences(definition, back, "definition"):
+    for param, sent, kept in _differences(value, back, where):
         if kept is _MISSING:
             message = "not kept by azure-ai-projects (unknown or read-only field)"
             problems.append(Problem(param, "unknown_parameter", message))
@@ -612,6 +645,123 @@ def check_preview_create_version(body: Any, *, rules: bool = True) -> None:
     _check(create_version_problems(PREVIEW, body, rules=rules), "preview create-version body")
 
 
+# --- PATCH /agents/{name}: a JSON merge patch of the agent's endpoint and card -------------------
+
+# The SDK model each patchable field is checked as (``update_details`` keyword -> model).
+PATCHABLE = {"agent_endpoint": "AgentEndpointConfig", "agent_card": "AgentCard"}
+RULES_PARAM = "agent_endpoint.version_selector.version_selection_rules"
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7396: objects merge key by key, ``null`` deletes a key, anything else (arrays too)
+    replaces the target whole."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    merged = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = merge_patch(merged.get(key), value)
+    return merged
+
+
+def apply_patch(current: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
+    """The agent's patchable fields after the merge patch ``body`` (unknown keys ignored)."""
+    return merge_patch(current, {key: body[key] for key in body if key in PATCHABLE})
+
+
+def selector_problems(endpoint: Any, versions: Any = None) -> list[Problem]:
+    """The service's rules for a version selector beyond the SDK's types. ``versions`` (the
+    agent's version names) also checks that each rule names one; None skips that."""
+    selector = endpoint.get("version_selector") if isinstance(endpoint, dict) else None
+    rules = selector.get("version_selection_rules") if isinstance(selector, dict) else None
+    if not isinstance(rules, list):
+        return []  # missing or mistyped: the model check reports it
+    if not rules:
+        return [Problem(RULES_PARAM, "invalid_value", "at least one rule is required")]
+    problems = []
+    total, serving, seen, counted = 0, 0, set(), True
+    for index, rule in enumerate(rules):
+        if not isinstance(rule, dict):
+            counted = False
+            continue
+        param = f"{RULES_PARAM}[{index}]"
+        share, version = rule.get("traffic_percentage"), rule.get("agent_version")
+        counted = counted and isinstance(share, int) and not isinstance(share, bool)
+        if isinstance(share, int) and not isinstance(share, bool):
+            if not 0 <= share <= 100:
+                message = f"traffic_percentage must be between 0 and 100, got {share}"
+                problems.append(Problem(f"{param}.traffic_percentage", "invalid_value", message))
+            total += share
+            serving += share > 0
+        if isinstance(version, str):
+            if version in seen:
+                message = f"agent version {version!r} is named by more than one rule"
+                problems.append(Problem(f"{param}.agent_version", "invalid_value", message))
+            seen.add(version)
+            if versions is not None and version != LATEST and version not in versions:
+                message = (
+                    f"agent version {version!r} does not exist; the agent has "
+                    f"{sorted(versions, key=_version_key)} (or {LATEST!r})"
+                )
+                problems.append(Problem(f"{param}.agent_version", "invalid_value", message))
+    if counted and not problems and total != 100:
+        message = f"traffic percentages must add up to 100, got {total}"
+        problems.append(Problem(RULES_PARAM, "invalid_value", message))
+    if not problems and serving > 1:
+        message = "traffic splitting is not supported: one version receives all the traffic"
+        problems.append(Problem(RULES_PARAM, "invalid_value", message))
+    return problems
+
+
+def patch_agent_problems(
+    body: Any,
+    current: dict[str, Any] | None = None,
+    *,
+    versions: Any = None,
+    rules: bool = True,
+) -> list[Problem]:
+    """Everything the GA service would reject in a ``PATCH /agents/{name}`` body: unknown
+    top-level keys (a version's definition is not patchable), then the merge of ``body`` into
+    ``current`` (the agent's stored ``agent_endpoint``/``agent_card``), each checked as its SDK
+    model (descriptions and azure-ai-projects' own round trip), and with ``rules`` the
+    version selector's rules."""
+    schema = ga_schema()
+    if not isinstance(body, dict):
+        return [Problem("body", "invalid_type", f"expected a JSON object, got {_json(body)}")]
+    fields = schema["update_details_body"]["fields"]
+    problems = [
+        Problem(
+            key,
+            "unknown_parameter",
+            f"unknown parameter {key!r}; a PATCH of the agent sets {sorted(fields)} (a new "
+            "definition is a new version: POST /agents/{name}/versions)",
+        )
+        for key in body
+        if key not in fields
+    ]
+    merged = apply_patch(current or {}, body)
+    for key, info in fields.items():
+        if merged.get(key) is None:
+            continue
+        problems += value_problems(schema, info["type"], merged[key], key, request=True)
+        problems += _sdk_round_trip_problems(merged[key], PATCHABLE[key], key)
+    if rules:
+        problems += selector_problems(merged.get("agent_endpoint"), versions)
+    return _unique(problems)
+
+
+def check_ga_patch_agent(body: Any, *, rules: bool = True) -> None:
+    """Check a GA ``PATCH /agents/{name}`` body on its own (merged into an agent with no
+    endpoint settings yet; the version names are not checked)."""
+    _check(patch_agent_problems(body, rules=rules), "GA PATCH /agents/{name} body")
+
+
+def _version_key(name: str) -> tuple[int, str]:
+    return (int(name), "") if name.isdigit() else (-1, name)
+
+
 # --- state ----------------------------------------------------------------------------------------
 
 
@@ -625,6 +775,7 @@ class Recorded:
     headers: dict[str, str]
     json: Any
     status: int = 0
+    served_by: str | None = None  # Responses calls: the version that served it
 
 
 @dataclass
@@ -706,10 +857,20 @@ class Agent:
     versions: dict[str, Version] = field(default_factory=dict)
     next_version: int = 1
     operations: list[Operation] = field(default_factory=list)
+    # What PATCH /agents/{name} set (GA): {"agent_endpoint": {...}, "agent_card": {...}}
+    settings: dict[str, Any] = field(default_factory=dict)
 
     @property
     def latest(self) -> Version | None:
         return self.versions[max(self.versions, key=int)] if self.versions else None
+
+    @property
+    def selected(self) -> str | None:
+        """The version name the endpoint's selector sends traffic to (None: the latest)."""
+        endpoint = self.settings.get("agent_endpoint") or {}
+        rules = (endpoint.get("version_selector") or {}).get("version_selection_rules") or []
+        name = next((r["agent_version"] for r in rules if r["traffic_percentage"] > 0), None)
+        return None if name == LATEST else name
 
 
 # --- the server -----------------------------------------------------------------------------------
@@ -741,6 +902,7 @@ COMMON_ROUTES = [
 ]
 GA_ROUTES = [
     *COMMON_ROUTES,
+    Route("PATCH", "/agents/{agent_name}", "patch_agent"),
     Route("POST", "/agents/{agent_name}/endpoint/protocols/openai/responses", "invoke_ga"),
 ]
 _CONTAINER = "/agents/{agent_name}/versions/{agent_version}/containers/default"
@@ -793,13 +955,13 @@ def api_error(
     return Reply(status, body, headers)
 
 
-def preview_feature_required() -> Reply:
-    """The exact 403 of https://github.com/Azure/azure-dev/issues/8442."""
+def preview_feature_required(feature: str = PREVIEW_FEATURE, what: str = "Hosted agents") -> Reply:
+    """The exact 403 of https://github.com/Azure/azure-dev/issues/8442 (for ``feature``)."""
     return api_error(
         403,
         "preview_feature_required",
-        f"Hosted agents is in preview. This operation requires the following opt-in preview "
-        f"feature(s): {PREVIEW_FEATURE}. Include the 'Foundry-Features: {PREVIEW_FEATURE}' "
+        f"{what} is in preview. This operation requires the following opt-in preview "
+        f"feature(s): {feature}. Include the 'Foundry-Features: {feature}' "
         "header in your request.",
         param="Foundry-Features",
     )
@@ -876,11 +1038,13 @@ class FoundryContract:
         activation_polls: int = 2,
         project: str = "test-project",
         token: str | None = None,
+        require_endpoint_header: bool = False,
     ) -> None:
         if api not in API_VERSIONS:
             raise ValueError(f"api must be one of {API_VERSIONS}, got {api!r}")
         self.api = api
         self.require_features_header = require_features_header
+        self.require_endpoint_header = require_endpoint_header
         self.activation_polls = activation_polls
         self.project = project
         self.token = token or f"foundry-test-token-{uuid.uuid4().hex[:12]}"
@@ -956,6 +1120,11 @@ class FoundryContract:
 
     def calls(self, method: str, path_contains: str = "") -> list[Recorded]:
         return [r for r in self.requests if r.method == method and path_contains in r.path]
+
+    def served(self) -> list[str | None]:
+        """The version that served each Responses call, in order; None for a refused one."""
+        calls = [r for r in self.requests if r.method == "POST" and r.path.endswith("/responses")]
+        return [r.served_by for r in calls]
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -1072,14 +1241,26 @@ class FoundryContract:
             raise api_error(404, "not_found", f"No route for {record.method} {record.path}.")
         if payload is _INVALID_JSON:
             raise api_error(400, "invalid_json", "The request body is not valid JSON.")
-        if raw and "application/json" not in record.headers.get("content-type", ""):
-            raise api_error(
-                415,
-                "unsupported_media_type",
-                "Content-Type must be application/json.",
-                param="Content-Type",
-            )
+        if raw:
+            self._check_content_type(record)
         getattr(self, f"_op_{route.handler}")(handler, record, params, payload)
+
+    def _check_content_type(self, record: Recorded) -> None:
+        """JSON bodies; the PATCH takes a merge patch (spec: ``patchAgentObject``). azd sends
+        that PATCH as application/json, so the service takes it too, but not a correct client."""
+        content_type = record.headers.get("content-type", "")
+        wanted = MERGE_PATCH if record.method == "PATCH" else "application/json"
+        if wanted in content_type:
+            return
+        if record.method == "PATCH" and "application/json" in content_type:
+            self._violation(f"PATCH {record.path}: Content-Type {content_type}, not {MERGE_PATCH}")
+            return
+        raise api_error(
+            415,
+            "unsupported_media_type",
+            f"Content-Type must be {wanted}.",
+            param="Content-Type",
+        )
 
     def _route(self, method: str, path: str) -> tuple[Route | None, dict[str, str]]:
         for route in self.routes:
@@ -1189,6 +1370,7 @@ class FoundryContract:
         if self.api == GA:
             body["state"] = "enabled"
             body["configuration_state"] = "enabled"
+            body.update(copy.deepcopy(agent.settings))
         return body
 
     @staticmethod
@@ -1320,6 +1502,24 @@ class FoundryContract:
     def _op_get_agent(self, handler, record, params, payload) -> None:
         with self._lock:
             body = self._agent_json(self._agent(params["agent_name"]))
+        self._answer(handler, record, "AgentDetails", body)
+
+    def _op_patch_agent(self, handler, record, params, payload) -> None:
+        if self.require_endpoint_header and ENDPOINT_FEATURE not in _features(record.headers):
+            raise preview_feature_required(ENDPOINT_FEATURE, "Agent endpoints")
+        with self._lock:
+            agent = self._agent(params["agent_name"])
+            problems = patch_agent_problems(payload, agent.settings, versions=agent.versions)
+            if problems:
+                raise _problems_reply(problems)
+            agent.settings = apply_patch(agent.settings, payload)
+            selected = agent.versions.get(agent.selected or "")
+            if selected is not None and selected.status != "active":
+                self._violation(
+                    f"PATCH {record.path}: traffic sent to version {selected.version} while it "
+                    f"is {selected.status} (wait until it is active)"
+                )
+            body = self._agent_json(agent)
         self._answer(handler, record, "AgentDetails", body)
 
     def _op_delete_agent(self, handler, record, params, payload) -> None:
@@ -1499,8 +1699,16 @@ class FoundryContract:
             raise api_error(400, "invalid_type", "The body must be a JSON object.")
         with self._lock:
             agent = self._agent(params["agent_name"])
-            version = agent.latest
-            assert version is not None
+            selected = agent.selected
+            version = agent.versions.get(selected) if selected else agent.latest
+            if version is None:
+                raise api_error(
+                    404,
+                    "not_found",
+                    f"Agent version '{agent.name}:{selected}', which the agent endpoint's "
+                    "version selector names, does not exist.",
+                    param="agent_endpoint",
+                )
             if version.status != "active":
                 raise api_error(
                     409,
@@ -1523,6 +1731,7 @@ class FoundryContract:
             if not (isinstance(session, str) and session in version.sessions):
                 session = f"sess_{next(self._session_ids):04d}"
                 version.sessions.add(session)
+            record.served_by = version.version
         self._forward(handler, record, payload, {"x-agent-session-id": session})
 
     def _op_invoke_preview(self, handler, record, params, payload) -> None:
@@ -1564,6 +1773,7 @@ class FoundryContract:
                     f"The container of agent version '{version.id}' is "
                     f"{version.container.status}; start it with containers/default:start.",
                 )
+            record.served_by = version.version
         self._forward(handler, record, payload, {})
 
     def _forward(

@@ -15,7 +15,14 @@ import yaml
 from click.testing import CliRunner
 
 from toolkit.cli import cli
-from toolkit.cloud.foundry import FoundryClient, failure_hint, parse_error, status_hint
+from toolkit.cloud.foundry import (
+    AgentDetails,
+    FoundryClient,
+    failure_hint,
+    parse_error,
+    status_hint,
+    traffic_body,
+)
 from toolkit.console import Console
 from toolkit.deploy import azure as azure_deploy
 from toolkit.deploy.azure import (
@@ -344,6 +351,8 @@ def test_dry_run_prints_the_exact_requests_without_the_secret(repo: Path):
     assert '"OPENAI_API_KEY": "[REDACTED]"' in result.output
     assert "Authorization: Bearer [REDACTED]" in result.output
     assert "Content-Type: application/json" in result.output
+    assert f"PATCH {ENDPOINT}/agents/support-agent?api-version=v1" in result.output
+    assert "Content-Type: application/merge-patch+json" in result.output
 
 
 def test_dry_run_sends_nothing_and_needs_no_token(repo: Path, fake: FakeFoundry):
@@ -360,9 +369,18 @@ def test_dry_run_sends_nothing_and_needs_no_token(repo: Path, fake: FakeFoundry)
         ("GET", "/agents/support-agent/versions"),
         ("POST", "/agents/support-agent/versions"),
         ("GET", "/agents/support-agent/versions/{version}"),
+        ("GET", "/agents/support-agent"),
+        ("PATCH", "/agents/support-agent"),
     ]
     body = payload["requests"][1]["body"]
     assert body["definition"]["environment_variables"]["OPENAI_API_KEY"] == "[REDACTED]"
+    assert payload["requests"][4]["body"] == traffic_body("{version}")
+
+
+def test_a_dry_run_without_wait_leaves_the_endpoint_out(repo: Path):
+    result = run_cli("deploy", "azure", "--dry-run", "--no-wait", "--json", "-C", str(repo))
+    methods = [r["method"] for r in json.loads(result.stdout)["requests"]]
+    assert methods == ["GET", "POST"]
 
 
 def test_the_preview_dry_run_starts_the_container_and_follows_the_operation(tmp_path: Path):
@@ -491,6 +509,116 @@ def test_a_preview_version_with_a_stopped_container_is_started_not_recreated(tmp
     assert result.action == "start" and len(fake.created) == 1
     assert fake.started == [("1", {"min_replicas": 1, "max_replicas": 3})] * 2
     assert deploy(root).action == "unchanged"
+
+
+# --- the endpoint's traffic (v1) ----------------------------------------------------------------
+
+
+def selector(*rules: tuple[str, int], kind: str = "FixedRatio") -> dict[str, Any]:
+    return {"version_selector": {"version_selection_rules": [
+        {"type": kind, "agent_version": version, "traffic_percentage": share}
+        for version, share in rules
+    ]}}
+
+
+def test_the_traffic_patch_is_what_the_sdk_sends():
+    models = pytest.importorskip("azure.ai.projects.models")
+    from azure.ai.projects._utils.model_base import SdkJSONEncoder
+
+    endpoint = models.AgentEndpointConfig(version_selector=models.VersionSelector(
+        version_selection_rules=[models.FixedRatioVersionSelectionRule(
+            agent_version="2", traffic_percentage=100)]))
+    # update_details(agent_endpoint=...) builds {"agent_endpoint": ...} and serializes it so
+    sent = json.dumps({"agent_endpoint": endpoint}, cls=SdkJSONEncoder, exclude_readonly=True)
+    assert json.loads(sent) == traffic_body("2")
+
+
+@pytest.mark.parametrize(
+    "endpoint,pinned",
+    [
+        ({}, False),  # no selector: the service serves the latest version
+        (selector(("2", 100)), True),
+        (selector(("1", 100)), False),
+        (selector(("@latest", 100)), False),  # follows the newest, not this one
+        (selector(("1", 0), ("2", 100)), True),
+        (selector(("2", 100), kind="fixedratio"), True),  # the SDK's enums ignore case
+        ({"protocol_configuration": {"responses": {}}}, False),
+    ],
+)
+def test_the_endpoint_pins_a_version_only_by_name_with_all_the_traffic(
+    endpoint: dict[str, Any], pinned: bool
+):
+    agent = AgentDetails.from_json({"name": "a", "versions": {"latest": {"version": "2"}},
+                                    "agent_endpoint": endpoint})
+    assert agent.pins("2") is pinned
+
+
+def test_a_deploy_sends_the_traffic_to_the_new_version(repo: Path, fake: FakeFoundry):
+    result = run_cli("deploy", "azure", "--json", "-C", str(repo))
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert payload["traffic"] == {"version": "1", "percentage": 100, "changed": True,
+                                  "previous": []}
+    (patch,) = fake.patched
+    assert patch.headers["content-type"] == "application/merge-patch+json"
+    assert patch.url.params["api-version"] == "v1"
+    assert json.loads(patch.content) == traffic_body("1")
+    state = json.loads((repo / ".actk" / "state.json").read_text())["azure"]
+    assert state["traffic_version"] == "1"
+
+
+def test_an_endpoint_already_on_the_version_is_not_patched(repo: Path, fake: FakeFoundry):
+    deploy(repo)
+    result = deploy(repo)
+    assert result.action == "unchanged" and not result.changed
+    assert result.details["traffic"]["changed"] is False
+    assert len(fake.patched) == 1
+
+
+def test_an_endpoint_following_latest_is_pinned(repo: Path, fake: FakeFoundry):
+    deploy(repo)
+    fake.endpoint = selector(("@latest", 100))
+    result = deploy(repo)
+    assert result.changed and result.details["traffic"]["previous"] == [
+        {"version": "@latest", "percentage": 100}
+    ]
+    assert fake.endpoint == selector(("1", 100))
+
+
+def test_without_wait_the_endpoint_is_left_and_the_result_says_so(repo: Path,
+                                                                    fake: FakeFoundry):
+    result = deploy_azure(repo, AzureOptions(wait=False), Console(as_json=True),
+                          {"OPENAI_API_KEY": SECRET}, clock=FakeClock())
+    assert result.status == "creating" and fake.patched == []
+    assert result.details["traffic"]["version"] is None
+    assert any("not pointed at it" in warning for warning in result.warnings)
+
+
+def test_the_human_output_names_the_version_with_the_traffic(repo: Path, fake: FakeFoundry):
+    result = run_cli("deploy", "azure", "-C", str(repo))
+    assert "traffic: all to version 1 (moved now)" in result.stdout
+
+
+def test_a_refused_patch_gets_a_hint(repo: Path, fake: FakeFoundry):
+    fake.fail_patch = (400, {"error": {"code": "invalid_value", "message": "bad selector"}})
+    result = run_cli("deploy", "azure", "-C", str(repo))
+    assert result.exit_code == 9
+    assert "send the traffic of support-agent to version 1: HTTP 400" in result.output
+    assert "hint:" in result.output
+
+
+@pytest.mark.parametrize(
+    "sent,value",
+    [(None, "AgentEndpoints=V1Preview"),
+     ("HostedAgents=V1Preview", "HostedAgents=V1Preview,AgentEndpoints=V1Preview")],
+)
+def test_a_403_for_another_preview_opt_in_names_it(sent: str | None, value: str):
+    message = ("Agent endpoints is in preview. This operation requires the following opt-in "
+               "preview feature(s): AgentEndpoints=V1Preview. Include the 'Foundry-Features: "
+               "AgentEndpoints=V1Preview' header in your request.")
+    hint = status_hint(403, "preview_feature_required", message, features_sent=bool(sent),
+                       features=sent, purpose="send the traffic of a to version 1")
+    assert f"--features {value}" in hint
 
 
 # --- the bounded wait --------------------------------------------------------------------------
@@ -692,11 +820,32 @@ class FakeFoundry:
         self.invoked: list[dict[str, Any]] = []
         self.deleted: list[str] = []
         self.sessions_active = False
+        self.endpoint: dict[str, Any] = {}  # the agent's agent_endpoint
+        self.patched: list[httpx.Request] = []
+        self.fail_patch: tuple[int, Any] | None = None
+
+    def agent(self, name: str) -> httpx.Response:
+        if not self.versions:
+            return httpx.Response(404, json={"error": {"code": "not_found", "message": name}})
+        latest = max(self.versions, key=lambda v: int(v["version"]))
+        body = {"object": "agent", "id": name, "name": name, "versions": {"latest": latest}}
+        if self.endpoint:
+            body["agent_endpoint"] = self.endpoint
+        return httpx.Response(200, json=body)
 
     def handle(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(request)
         path = request.url.path.removeprefix("/api/projects/proj/")
         parts = path.split("/")
+        if len(parts) == 2 and request.method == "GET":
+            return self.agent(parts[1])
+        if len(parts) == 2 and request.method == "PATCH":
+            self.patched.append(request)
+            if self.fail_patch:
+                status, body = self.fail_patch
+                return httpx.Response(status, json=body)
+            self.endpoint = {**self.endpoint, **json.loads(request.content)["agent_endpoint"]}
+            return self.agent(parts[1])
         if request.method == "GET" and path.endswith("/versions"):
             data = sorted(self.versions, key=lambda v: int(v["version"]), reverse=True)
             return httpx.Response(200, json={"object": "list", "data": data[:1]})

@@ -25,20 +25,30 @@ from click.testing import CliRunner
 
 from tests.conftest import REPO
 from tests.foundry_contract import (
+    MERGE_PATCH,
     FoundryContract,
     check_ga_create_version,
+    check_ga_patch_agent,
     check_preview_create_version,
 )
 from tests.test_deploy_azure import PUSHED, SECRET, FakeClock, manifest_data, write_repo
 from toolkit.cli import cli
+from toolkit.cloud.foundry import traffic_body
 from toolkit.console import Console
 from toolkit.deploy import azure as azure_deploy
-from toolkit.deploy.azure import AzureOptions, azure_status, delete_azure, deploy_azure
+from toolkit.deploy.azure import (
+    AzureOptions,
+    azure_status,
+    delete_azure,
+    deploy_azure,
+    invoke_azure,
+)
 from toolkit.deploy.core import DeployResult, WaitTimeout
 from toolkit.errors import CloudError
 
 GA, PREVIEW = "v1", "2025-11-15-preview"
 EXAMPLE = REPO / "examples" / "echo-agent"
+OTHER = "myreg.azurecr.io/support-agent@sha256:" + "cd" * 32  # a second pushed image
 
 
 # --- fixtures -------------------------------------------------------------------------------------
@@ -96,6 +106,17 @@ def creates(contract: FoundryContract) -> list[Any]:
     return [r for r in contract.calls("POST") if r.path.endswith("/versions")]
 
 
+def patches(contract: FoundryContract) -> list[Any]:
+    return contract.calls("PATCH", "/agents/support-agent")
+
+
+def invoke(root: Path, contract: FoundryContract) -> str | None:
+    """One `actk invoke --target azure`; the version that served it."""
+    invoke_azure(root, "which version?", env=environment(contract), stream=False,
+                 clock=FakeClock())
+    return contract.served()[-1]
+
+
 @pytest.fixture
 def cli_run(monkeypatch: pytest.MonkeyPatch) -> Any:
     monkeypatch.setattr(azure_deploy, "SYSTEM_CLOCK", FakeClock())
@@ -126,6 +147,10 @@ def test_ga_deploy_status_invoke_delete(tmp_path: Path, foundry: Any, echo_agent
     assert create.json["definition"]["environment_variables"]["OPENAI_API_KEY"] == SECRET
     polls = contract.calls("GET", "/agents/support-agent/versions/1")
     assert [r.status for r in polls] == [200] * 4  # creating, creating, active, active
+    assert result["traffic"] == {"version": "1", "percentage": 100, "changed": True,
+                                 "previous": []}
+    (routed,) = patches(contract)
+    assert routed.json == traffic_body("1") and routed.headers["content-type"] == MERGE_PATCH
 
     status = json.loads(cli_run(contract, "status", "azure", "--json", "-C", str(root)).stdout)
     assert [(v["version"], v["status"], v["deployed"]) for v in status["versions"]] == [
@@ -143,6 +168,7 @@ def test_ga_deploy_status_invoke_delete(tmp_path: Path, foundry: Any, echo_agent
     calls = contract.calls("POST", "/endpoint/protocols/openai/responses")
     assert [c.json["stream"] for c in calls] == [True, False]
     assert all(c.query == {"api-version": "v1"} for c in calls)
+    assert contract.served() == ["1", "1"]
 
     deleted = cli_run(contract, "delete", "azure", "--json", "--force", "-C", str(root))
     assert deleted.exit_code == 0, deleted.output
@@ -207,10 +233,114 @@ def test_a_new_image_creates_the_next_version(tmp_path: Path, foundry: Any):
     contract = foundry(api=GA)
     root = make_repo(tmp_path, contract)
     deploy(root, contract)
-    other = "myreg.azurecr.io/support-agent@sha256:" + "cd" * 32
-    result = deploy(root, contract, image=other)
+    result = deploy(root, contract, image=OTHER)
     assert (result.action, result.version) == ("create", "2")
     assert result.details["changes"] == ["image"]
+
+
+# --- the endpoint's traffic (v1) ------------------------------------------------------------------
+
+
+def test_a_new_version_takes_the_endpoints_traffic(tmp_path: Path, foundry: Any,
+                                                     echo_agent: str):
+    contract = foundry(api=GA)
+    contract.forward_responses_to(echo_agent)
+    root = make_repo(tmp_path, contract)
+    deploy(root, contract)
+    assert invoke(root, contract) == "1"
+    # The endpoint is pinned to version 1 now: without a new PATCH it would keep serving it.
+    second = deploy(root, contract, image=OTHER)
+    assert second.details["traffic"] == {"version": "2", "percentage": 100, "changed": True,
+                                         "previous": [{"version": "1", "percentage": 100}]}
+    assert invoke(root, contract) == "2"
+    assert [p.json for p in patches(contract)] == [traffic_body("1"), traffic_body("2")]
+    assert all(p.status == 200 for p in patches(contract))
+    assert contract.violations == []
+
+
+def test_a_redeploy_without_change_sends_no_patch(tmp_path: Path, foundry: Any):
+    contract = foundry(api=GA)
+    root = make_repo(tmp_path, contract)
+    deploy(root, contract)
+    again = deploy(root, contract)
+    assert again.action == "unchanged" and not again.changed
+    assert again.details["traffic"]["changed"] is False
+    assert len(patches(contract)) == 1
+    reads = [r for r in contract.calls("GET") if r.path == "/agents/support-agent"]
+    assert len(reads) == 2  # each deploy reads the selector; the second leaves it alone
+    assert contract.violations == []
+
+
+def test_a_redeploy_moves_traffic_pinned_elsewhere_back(tmp_path: Path, foundry: Any,
+                                                          echo_agent: str):
+    contract = foundry(api=GA)
+    contract.forward_responses_to(echo_agent)
+    root = make_repo(tmp_path, contract)
+    deploy(root, contract)
+    deploy(root, contract, image=OTHER)
+    # someone pins version 1 by hand (portal, az rest)
+    pinned = traffic_body("1")
+    contract.agents["support-agent"].settings = pinned
+    assert invoke(root, contract) == "1"
+    again = deploy(root, contract, image=OTHER)
+    assert (again.action, again.version, again.changed) == ("unchanged", "2", True)
+    assert again.details["traffic"]["previous"] == [{"version": "1", "percentage": 100}]
+    assert invoke(root, contract) == "2"
+    assert contract.violations == []
+
+
+def test_the_endpoints_other_settings_survive_the_patch(tmp_path: Path, foundry: Any):
+    contract = foundry(api=GA)
+    root = make_repo(tmp_path, contract)
+    deploy(root, contract)
+    settings = contract.agents["support-agent"].settings
+    settings["agent_endpoint"]["protocol_configuration"] = {"responses": {}, "invocations": {}}
+    settings["agent_endpoint"]["authorization_schemes"] = [{"type": "Entra"}]
+    deploy(root, contract, image=OTHER)
+    endpoint = contract.agents["support-agent"].settings["agent_endpoint"]
+    assert endpoint == {
+        **traffic_body("2")["agent_endpoint"],
+        "protocol_configuration": {"responses": {}, "invocations": {}},
+        "authorization_schemes": [{"type": "Entra"}],
+    }
+    assert contract.violations == []
+
+
+def test_a_version_created_without_wait_gets_the_traffic_on_the_next_deploy(
+    tmp_path: Path, foundry: Any
+):
+    contract = foundry(api=GA)
+    root = make_repo(tmp_path, contract)
+    early = deploy(root, contract, wait=False)
+    assert early.details["traffic"]["version"] is None and patches(contract) == []
+    assert any("run `actk deploy azure` again" in warning for warning in early.warnings)
+    later = deploy(root, contract)
+    assert (later.action, later.status) == ("wait", "active")
+    assert later.details["traffic"]["version"] == "1"
+    assert len(patches(contract)) == 1 and len(creates(contract)) == 1
+    assert contract.violations == []  # the PATCH came after the version was active
+
+
+def test_a_patch_behind_the_endpoint_preview_names_the_opt_in(tmp_path: Path, foundry: Any):
+    contract = foundry(api=GA, require_endpoint_header=True)
+    root = make_repo(tmp_path, contract)
+    with pytest.raises(CloudError) as caught:
+        deploy(root, contract)
+    assert "send the traffic of support-agent to version 1: HTTP 403" in caught.value.message
+    assert "--features AgentEndpoints=V1Preview" in (caught.value.hint or "")
+    result = deploy(root, contract, features="AgentEndpoints=V1Preview")
+    assert (result.action, result.details["traffic"]["changed"]) == ("unchanged", True)
+    assert patches(contract)[-1].headers["foundry-features"] == "AgentEndpoints=V1Preview"
+    assert len(creates(contract)) == 1
+
+
+def test_a_failed_patch_is_retried_when_the_service_is_busy(tmp_path: Path, foundry: Any):
+    contract = foundry(api=GA)
+    contract.fail(503, path_contains="/agents/support-agent", method="PATCH")
+    contract.fail(500, path_contains="/agents/support-agent", method="PATCH")
+    result = deploy(make_repo(tmp_path, contract), contract)
+    assert result.details["traffic"]["version"] == "1"
+    assert [p.status for p in patches(contract)] == [503, 500, 200]  # a PATCH that sets a state
 
 
 def test_a_stopped_preview_container_is_started_again(tmp_path: Path, foundry: Any):
@@ -333,6 +463,7 @@ def test_no_wait_returns_while_the_version_is_creating(tmp_path: Path, foundry: 
     result = deploy(make_repo(tmp_path, contract), contract, wait=False)
     assert (result.version, result.status) == ("1", "creating")
     assert contract.calls("GET", "/versions/1") == []
+    assert patches(contract) == []
 
 
 def test_409_on_delete_explains_force(tmp_path: Path, foundry: Any):
@@ -377,3 +508,12 @@ def test_a_dry_run_sends_nothing_and_prints_what_the_service_accepts(
     assert printed["definition"]["environment_variables"]["OPENAI_API_KEY"] == "[REDACTED]"
     printed["definition"]["environment_variables"]["OPENAI_API_KEY"] = SECRET
     (check_ga_create_version if api == GA else check_preview_create_version)(printed)
+    routes = [r for r in result.requests if r.method == "PATCH"]
+    if api == PREVIEW:
+        assert routes == []
+        return
+    (route,) = routes
+    assert route.url == f"{contract.endpoint}/agents/support-agent?api-version=v1"
+    assert route.headers["Content-Type"] == MERGE_PATCH
+    check_ga_patch_agent(route.body)
+    assert route.body == traffic_body("{version}")

@@ -15,14 +15,18 @@ import pytest
 
 from tests.foundry_contract import (
     GA,
+    MERGE_PATCH,
     PREVIEW,
+    RULES_PARAM,
     FoundryContract,
     _ga_round_trip_problems,
     check_ga_create_version,
     check_ga_definition,
+    check_ga_patch_agent,
     check_preview_create_version,
     check_preview_definition,
     create_version_problems,
+    merge_patch,
     preview_schema,
 )
 
@@ -693,6 +697,280 @@ def test_the_current_sdk_drives_the_ga_contract_end_to_end(foundry, container: U
     openai.responses.create(input="from the sdk")
     assert container.received[-1][1]["input"] == "from the sdk"
     client.agents.delete_version("sdk-agent", "1", force=True, **plain)
+    assert contract.violations == []
+
+
+# --- GA: the agent endpoint (PATCH /agents/{name}) -----------------------------------------------
+
+
+def rule(version: str, share: Any = 100, kind: str = "FixedRatio") -> dict[str, Any]:
+    return {"type": kind, "agent_version": version, "traffic_percentage": share}
+
+
+def selector(*rules: dict[str, Any]) -> dict[str, Any]:
+    return {"agent_endpoint": {"version_selector": {"version_selection_rules": list(rules)}}}
+
+
+def patch(
+    client: Client, body: Any, name: str = "support-agent", content_type: str = MERGE_PATCH
+) -> httpx.Response:
+    return client.patch(
+        f"/agents/{name}", content=json.dumps(body), headers={"Content-Type": content_type}
+    )
+
+
+@pytest.fixture
+def two_versions(foundry) -> Client:
+    """An agent with versions 1 and 2, both active, and no endpoint settings yet."""
+    client = Client(foundry(api=GA, activation_polls=0))
+    create(client)
+    create(client)
+    return client
+
+
+def test_merge_patch_follows_rfc_7396() -> None:
+    target = {"a": "b", "c": {"d": "e", "f": "g"}, "list": [1, 2]}
+    patch_ = {"a": "z", "c": {"f": None}, "list": [3], "new": {"x": 1}}
+    assert merge_patch(target, patch_) == {"a": "z", "c": {"d": "e"}, "list": [3], "new": {"x": 1}}
+    assert merge_patch({"a": 1}, {"a": None}) == {}
+    assert merge_patch({"a": 1}, "replaced") == "replaced"
+
+
+def test_ga_patch_sets_the_version_selector_and_get_returns_it(two_versions: Client) -> None:
+    answer = patch(two_versions, selector(rule("1")))
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["agent_endpoint"] == selector(rule("1"))["agent_endpoint"]
+    agent = two_versions.get("/agents/support-agent").json()
+    assert agent["agent_endpoint"] == selector(rule("1"))["agent_endpoint"]
+    assert agent["versions"]["latest"]["version"] == "2"
+    assert two_versions.contract.violations == []
+
+
+def test_ga_agent_without_endpoint_settings_has_no_agent_endpoint(two_versions: Client) -> None:
+    assert "agent_endpoint" not in two_versions.get("/agents/support-agent").json()
+
+
+def test_ga_patch_merges_and_null_removes(two_versions: Client) -> None:
+    protocols = {"agent_endpoint": {"protocol_configuration": {"responses": {}}}}
+    assert patch(two_versions, protocols).status_code == 200
+    assert patch(two_versions, selector(rule("2"))).status_code == 200
+    endpoint = two_versions.get("/agents/support-agent").json()["agent_endpoint"]
+    assert endpoint == {
+        "protocol_configuration": {"responses": {}},
+        **selector(rule("2"))["agent_endpoint"],
+    }
+    assert patch(two_versions, {"agent_endpoint": {"protocol_configuration": None}}).is_success
+    endpoint = two_versions.get("/agents/support-agent").json()["agent_endpoint"]
+    assert endpoint == selector(rule("2"))["agent_endpoint"]
+    assert patch(two_versions, {"agent_endpoint": None}).is_success
+    assert "agent_endpoint" not in two_versions.get("/agents/support-agent").json()
+
+
+def test_ga_patch_replaces_the_rule_list_whole(two_versions: Client) -> None:
+    patch(two_versions, selector(rule("1")))
+    patch(two_versions, selector(rule("2")))
+    endpoint = two_versions.get("/agents/support-agent").json()["agent_endpoint"]
+    assert endpoint["version_selector"]["version_selection_rules"] == [rule("2")]
+
+
+def test_ga_empty_patch_changes_nothing(two_versions: Client) -> None:
+    patch(two_versions, selector(rule("1")))
+    assert patch(two_versions, {}).json()["agent_endpoint"] == selector(rule("1"))["agent_endpoint"]
+
+
+RULES = RULES_PARAM
+PATCH_INVALID = {
+    "a version's definition": (
+        {"definition": GA_BODY["definition"]},
+        "definition",
+        "unknown_parameter",
+    ),
+    "a percentage as a string": (
+        selector(rule("1", "100")),
+        f"{RULES}[0].traffic_percentage",
+        "invalid_type",
+    ),
+    "a rule without its percentage": (
+        selector({"type": "FixedRatio", "agent_version": "1"}),
+        f"{RULES}[0].traffic_percentage",
+        "missing_required_parameter",
+    ),
+    "an unknown rule type": (
+        selector(rule("1", kind="Weighted")),
+        f"{RULES}[0].type",
+        "invalid_value",
+    ),
+    "a version that does not exist": (
+        selector(rule("9")),
+        f"{RULES}[0].agent_version",
+        "invalid_value",
+    ),
+    "a percentage over 100": (
+        selector(rule("1", 150)),
+        f"{RULES}[0].traffic_percentage",
+        "invalid_value",
+    ),
+    "percentages short of 100": (selector(rule("1", 90)), RULES, "invalid_value"),
+    "a traffic split": (selector(rule("1", 50), rule("2", 50)), RULES, "invalid_value"),
+    "the same version twice": (
+        selector(rule("1", 0), rule("1", 100)),
+        f"{RULES}[1].agent_version",
+        "invalid_value",
+    ),
+    "no rules": (selector(), RULES, "invalid_value"),
+    "a selector whose rules are deleted (null)": (
+        {"agent_endpoint": {"version_selector": {"version_selection_rules": None}}},
+        RULES,
+        "missing_required_parameter",
+    ),
+    "a read-only field": (
+        {"agent_endpoint": {"publish_approval_status": "approved"}},
+        "agent_endpoint.publish_approval_status",
+        "unknown_parameter",
+    ),
+    "protocols, renamed protocol_configuration in azure-ai-projects 2.3": (
+        {"agent_endpoint": {"protocols": ["responses"]}},
+        "agent_endpoint.protocols",
+        "unknown_parameter",
+    ),
+    "an endpoint that is not an object": (
+        {"agent_endpoint": ["responses"]},
+        "agent_endpoint",
+        "invalid_type",
+    ),
+    "a body that is not an object": ([selector(rule("1"))], "body", "invalid_type"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(PATCH_INVALID))
+def test_ga_patch_rejects_an_invalid_body_naming_the_field(two_versions: Client, case: str) -> None:
+    body, param, code = PATCH_INVALID[case]
+    patch(two_versions, selector(rule("1")))
+    refused = patch(two_versions, body)
+    assert refused.status_code == 400, refused.text
+    found = {(d["param"], d["code"]) for d in error_of(refused)["details"]}
+    assert (param, code) in found, found
+    endpoint = two_versions.get("/agents/support-agent").json()["agent_endpoint"]
+    assert endpoint == selector(rule("1"))["agent_endpoint"]  # nothing was applied
+
+
+def test_ga_patch_accepts_latest_and_a_zero_share_rule(two_versions: Client) -> None:
+    assert patch(two_versions, selector(rule("@latest"))).status_code == 200
+    assert patch(two_versions, selector(rule("1", 0), rule("2", 100))).status_code == 200
+
+
+def test_ga_patch_wants_a_merge_patch(two_versions: Client) -> None:
+    assert patch(two_versions, selector(rule("1")), content_type="text/plain").status_code == 415
+    assert two_versions.contract.violations == []
+    # azd sends application/json; the service takes it, a correct client does not send it
+    assert patch(two_versions, selector(rule("1")), content_type="application/json").is_success
+    assert two_versions.contract.violations == [
+        "PATCH /agents/support-agent: Content-Type application/json, not "
+        "application/merge-patch+json"
+    ]
+
+
+def test_ga_patch_of_an_unknown_agent_is_404(ga: Client) -> None:
+    assert error_of(patch(ga, selector(rule("1")), name="nobody"))["code"] == "not_found"
+
+
+def test_ga_patch_to_a_version_still_creating_is_a_violation(ga: Client) -> None:
+    create(ga)
+    assert patch(ga, selector(rule("1"))).status_code == 200
+    assert ga.contract.violations == [
+        "PATCH /agents/support-agent: traffic sent to version 1 while it is creating (wait "
+        "until it is active)"
+    ]
+
+
+def test_ga_patch_behind_the_endpoint_preview_header_gives_the_real_403(foundry) -> None:
+    client = Client(foundry(api=GA, activation_polls=0, require_endpoint_header=True))
+    create(client)
+    refused = patch(client, selector(rule("1")))
+    assert refused.status_code == 403
+    assert error_of(refused)["code"] == "preview_feature_required"
+    assert "Foundry-Features: AgentEndpoints=V1Preview" in error_of(refused)["message"]
+    accepted = client.patch(
+        "/agents/support-agent",
+        content=json.dumps(selector(rule("1"))),
+        headers={"Content-Type": MERGE_PATCH, "Foundry-Features": "AgentEndpoints=V1Preview"},
+    )
+    assert accepted.status_code == 200
+
+
+def test_check_ga_patch_agent_names_the_field() -> None:
+    check_ga_patch_agent(selector(rule("{version}")))
+    with pytest.raises(AssertionError, match=r"traffic_percentage"):
+        check_ga_patch_agent(selector(rule("1", "all")))
+
+
+def test_ga_invoke_follows_the_version_selector(two_versions: Client, container: Upstream) -> None:
+    contract = two_versions.contract
+    contract.forward_responses_to(container.url)
+
+    def served_now() -> str | None:
+        assert two_versions.post(RESPONSES, json={"input": "x"}).status_code == 200
+        return contract.served()[-1]
+
+    assert served_now() == "2"  # no selector: the latest version
+    patch(two_versions, selector(rule("1")))
+    assert served_now() == "1"
+    patch(two_versions, selector(rule("2", 0), rule("1", 100)))
+    assert served_now() == "1"
+    patch(two_versions, selector(rule("@latest")))
+    assert served_now() == "2"
+    patch(two_versions, {"agent_endpoint": None})
+    assert served_now() == "2"
+    assert contract.violations == []
+
+
+def test_ga_invoke_of_a_selected_version_that_is_gone_is_404(
+    two_versions: Client, container: Upstream
+) -> None:
+    two_versions.contract.forward_responses_to(container.url)
+    patch(two_versions, selector(rule("1")))
+    assert two_versions.delete("/agents/support-agent/versions/1").status_code == 200
+    refused = two_versions.post(RESPONSES, json={"input": "x"})
+    assert refused.status_code == 404
+    assert "version selector" in error_of(refused)["message"]
+    assert two_versions.contract.served() == [None]
+
+
+def test_the_sdk_update_details_routes_the_traffic(foundry, container: Upstream) -> None:
+    from azure.ai.projects import AIProjectClient
+    from azure.ai.projects import models as m
+    from azure.core.credentials import AccessToken, AccessTokenInfo
+
+    contract = foundry(api=GA, activation_polls=0)
+    contract.forward_responses_to(container.url)
+    create(Client(contract), name="sdk-agent")
+    create(Client(contract), name="sdk-agent")
+
+    class Credential:
+        def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
+            return AccessToken(contract.token, 4102444800)
+
+        def get_token_info(self, *scopes: str, options: Any = None) -> AccessTokenInfo:
+            return AccessTokenInfo(contract.token, 4102444800)
+
+    client = AIProjectClient(endpoint=contract.endpoint, credential=Credential())
+    endpoint = m.AgentEndpointConfig(
+        version_selector=m.VersionSelector(
+            version_selection_rules=[
+                m.FixedRatioVersionSelectionRule(agent_version="1", traffic_percentage=100)
+            ]
+        )
+    )
+    updated = client.agents.update_details(
+        "sdk-agent", agent_endpoint=endpoint, enforce_https=False
+    )
+    assert updated.agent_endpoint.version_selector.version_selection_rules[0].agent_version == "1"
+    (sent,) = contract.calls("PATCH")
+    assert sent.headers["content-type"] == MERGE_PATCH
+    read = client.agents.get("sdk-agent", enforce_https=False)
+    assert read.agent_endpoint.version_selector.version_selection_rules[0].traffic_percentage == 100
+    client.get_openai_client(agent_name="sdk-agent").responses.create(input="from the sdk")
+    assert contract.served() == ["1"]
     assert contract.violations == []
 
 

@@ -8,52 +8,19 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
-from functools import wraps
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from toolkit import __version__
+from toolkit.cli_common import DIRECTORY_OPTION, JSON_OPTION, handle_errors
 from toolkit.console import non_interactive
-from toolkit.errors import ToolkitError
 
 if TYPE_CHECKING:
     from toolkit.build import BuildOptions
     from toolkit.console import Console
     from toolkit.push import PushResult
-
-JSON_OPTION = click.option(
-    "--json", "as_json", is_flag=True, help="Print one JSON object for machines."
-)
-DIRECTORY_OPTION = click.option(
-    "--directory",
-    "-C",
-    type=click.Path(path_type=Path),
-    default=".",
-    show_default=True,
-    help="The agent repository whose agent.yaml is read.",
-)
-
-
-def handle_errors(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn a ToolkitError into ``error:``/``hint:`` lines (or JSON) and its exit code."""
-
-    @wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return command(*args, **kwargs)
-        except ToolkitError as exc:
-            if kwargs.get("as_json"):
-                click.echo(json.dumps(exc.to_dict()))
-            else:
-                click.secho(f"error: {exc.message}", fg="red", err=True)
-                if exc.hint:
-                    click.echo(f"hint: {exc.hint}", err=True)
-            sys.exit(exc.exit_code)
-
-    return wrapper
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -3,49 +3,25 @@
 Each group has one subcommand per cloud target: ``azure`` (Azure AI Foundry hosted agents);
 Alibaba AgentRun and Anthropic come later as siblings. The work happens in
 :mod:`toolkit.deploy`, imported when a command runs, so `actk --help` stays fast.
-``toolkit.cli`` registers these groups; this module does not import it at load time (that
-would be a cycle), so its two shared options are repeated here and its error handler is looked
-up when a command runs.
+``toolkit.cli`` registers these groups; the options and error handler both modules use live in
+:mod:`toolkit.cli_common`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from functools import wraps
 from pathlib import Path
-from typing import Any
 
 import click
 
-JSON_OPTION = click.option(
-    "--json", "as_json", is_flag=True, help="Print one JSON object for machines."
-)
-DIRECTORY_OPTION = click.option(
-    "--directory",
-    "-C",
-    type=click.Path(path_type=Path),
-    default=".",
-    show_default=True,
-    help="The agent repository whose agent.yaml is read.",
-)
+from toolkit.cli_common import DIRECTORY_OPTION, JSON_OPTION, handle_errors
+
 FEATURES_OPTION = click.option(
     "--features",
     metavar="VALUE",
     help="Send the Foundry-Features opt-in header with this value (HostedAgents=V1Preview for "
-    "projects that still gate hosted agents). Default: targets.azure.foundry_features.",
+    "projects that still gate hosted agents, AgentEndpoints=V1Preview where the endpoint's "
+    "PATCH is still gated; comma-separated). Default: targets.azure.foundry_features.",
 )
-
-
-def handled(command: Callable[..., Any]) -> Callable[..., Any]:
-    """``toolkit.cli.handle_errors`` around ``command``: error/hint lines (or JSON), exit code."""
-
-    @wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from toolkit.cli import handle_errors
-
-        return handle_errors(command)(*args, **kwargs)
-
-    return wrapper
 
 
 @click.group()
@@ -72,14 +48,14 @@ def delete() -> None:
 @click.option("--image", metavar="REFERENCE",
               help="Deploy this image instead of the digest `actk push` recorded.")
 @click.option("--wait/--no-wait", default=True, show_default=True,
-              help="Wait until the version is active (api v1) or its container has started "
-              "(2025-11-15-preview).")
+              help="Wait until the version is active (api v1; then the agent endpoint is "
+              "pointed at it) or its container has started (2025-11-15-preview).")
 @click.option("--timeout", type=click.FloatRange(1, 7200), default=600, show_default=True,
               help="Seconds to wait with --wait.")
 @FEATURES_OPTION
 @DIRECTORY_OPTION
 @JSON_OPTION
-@handled
+@handle_errors
 def deploy_azure(
     dry_run: bool,
     image: str | None,
@@ -94,9 +70,11 @@ def deploy_azure(
     Reads targets.azure of agent.yaml (project_endpoint, api v1 or 2025-11-15-preview,
     protocol_version, agent_name) and the image digest `actk push` recorded. Checks the request
     as the service would, then creates a version only when the latest one differs (image,
-    cpu/memory, environment, protocols). runtime.secrets are read from your environment and
-    sent as environment variables; they never appear in output. The token comes from
-    AZURE_AI_ACCESS_TOKEN, else azure-identity (pip install 'agent-container-toolkit[azure]').
+    cpu/memory, environment, protocols). On api v1, once the version is active, the agent
+    endpoint's version selector sends all traffic to it (unless it already does).
+    runtime.secrets are read from your environment and sent as environment variables; they
+    never appear in output. The token comes from AZURE_AI_ACCESS_TOKEN, else azure-identity
+    (pip install 'agent-container-toolkit[azure]').
     """
     import os
 
@@ -124,6 +102,10 @@ def deploy_azure(
         "unchanged": f"version {result.version} (unchanged, no new version)",
     }.get(result.action, f"version {result.version}")
     console.success(f"{result.details.get('agent')}: {what} is {result.status}")
+    traffic = result.details.get("traffic") or {}
+    if traffic.get("version"):
+        how = "moved now" if traffic["changed"] else "already"
+        click.echo(f"traffic: all to version {traffic['version']} ({how})")
     if result.endpoint:
         click.echo(f"responses endpoint: {result.endpoint}")
 
@@ -132,7 +114,7 @@ def deploy_azure(
 @FEATURES_OPTION
 @DIRECTORY_OPTION
 @JSON_OPTION
-@handled
+@handle_errors
 def status_azure(features: str | None, directory: Path, as_json: bool) -> None:
     """List the agent's versions in the Foundry project, newest first, with their status."""
     import os
@@ -181,7 +163,7 @@ def status_azure(features: str | None, directory: Path, as_json: bool) -> None:
 @FEATURES_OPTION
 @DIRECTORY_OPTION
 @JSON_OPTION
-@handled
+@handle_errors
 def delete_azure(
     version: str | None,
     force: bool,

@@ -149,7 +149,7 @@ def invoke(
             if not stream:
                 answer = http.post(target, json=body)
                 _raise_for_error(answer, target)
-                return _from_response(result, _json(answer, target))
+                return from_response(result, _json(answer, target))
             request = http.build_request("POST", target, json=body)
             with closing_unless_interrupted(http.send(request, stream=True)) as answer:
                 if answer.status_code >= 400:
@@ -158,8 +158,8 @@ def invoke(
                 kind = answer.headers.get("content-type", "")
                 if not kind.startswith("text/event-stream"):
                     answer.read()  # a server that ignores `stream`: take the JSON it sent
-                    return _from_response(result, _json(answer, target))
-                return _read_stream(result, parse_sse(answer.iter_lines()), on_delta)
+                    return from_response(result, _json(answer, target))
+                return read_stream(result, parse_sse(answer.iter_lines()), on_delta)
     except httpx.ConnectError as exc:
         if "refused" in str(exc).lower():
             raise InvokeError(
@@ -180,11 +180,14 @@ def invoke(
         raise InvokeError(f"request to {target} failed: {exc}", hint=RUN_HINT) from None
 
 
-def _read_stream(
+def read_stream(
     result: InvokeResult,
     events: Iterator[SSEEvent],
     on_delta: Callable[[str], None] | None,
 ) -> InvokeResult:
+    """Fill ``result`` from a Responses event stream (text deltas go to ``on_delta`` as they
+    arrive); a failed response, an error event or a stream without ``response.completed``
+    raises InvokeError. Shared by every target's invoke."""
     for sse in events:
         if sse.data == DONE:
             break
@@ -225,7 +228,8 @@ def _read_stream(
     return result
 
 
-def _from_response(result: InvokeResult, response: Any) -> InvokeResult:
+def from_response(result: InvokeResult, response: Any) -> InvokeResult:
+    """Fill ``result`` from a whole (non-streamed) Responses object."""
     if not isinstance(response, dict):
         raise InvokeError(
             f"{result.url} answered with JSON that is not a response object",

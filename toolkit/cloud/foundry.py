@@ -11,6 +11,10 @@ for ``https://ai.azure.com/.default``:
                                                      failed|deleting|deleted
       DELETE agents/{name}/versions/{v}[?force=true] 409 while sessions are active
       DELETE agents/{name}[?force=true]
+      GET    agents/{name}                           AgentDetails: versions.latest, agent_endpoint
+      PATCH  agents/{name}    application/merge-patch+json, which version the endpoint serves:
+               {"agent_endpoint": {"version_selector": {"version_selection_rules": [
+                 {"type": "FixedRatio", "agent_version": v, "traffic_percentage": 100}]}}}
       POST   agents/{name}/endpoint/protocols/openai/responses      the agent's Responses API
 
     api-version 2025-11-15-preview (the initial preview; azure-ai-projects 2.0.0b3)
@@ -31,6 +35,7 @@ preview opt-in header, roles, image pulls, readiness probes, protocol versions, 
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -51,6 +56,11 @@ PREVIEW_API = "2025-11-15-preview"
 FEATURES_HEADER = "Foundry-Features"
 HOSTED_AGENTS_FEATURE = "HostedAgents=V1Preview"
 SERVICE = "Azure AI Foundry"
+JSON = "application/json"
+MERGE_PATCH = "application/merge-patch+json"  # PATCH agents/{name} (spec: patchAgentObject)
+FIXED_RATIO = "FixedRatio"  # the one VersionSelectionRule type (azure-ai-projects 2.10)
+# A preview opt-in the service names in a 403: "...feature(s): AgentEndpoints=V1Preview..."
+PREVIEW_FEATURE = re.compile(r"\b([A-Za-z0-9]+=V\d+Preview)\b")
 # GA version statuses; the preview has none (its container and operations have their own).
 VERSION_TERMINAL = frozenset({"active", "failed", "deleting", "deleted"})
 OPERATION_TERMINAL = frozenset({"succeeded", "failed", "canceled", "cancelled"})
@@ -110,6 +120,7 @@ class Call:
     body: Any = None
     purpose: str = ""  # for error messages: "create version 3 of support-agent"
     idempotent: bool | None = None
+    content_type: str = JSON  # of the body, when there is one
 
 
 @dataclass(frozen=True)
@@ -216,6 +227,86 @@ class Container:
         return self.status in CONTAINER_RUNNING
 
 
+@dataclass(frozen=True)
+class TrafficRule:
+    """One ``VersionSelectionRule`` of an agent endpoint's version selector."""
+
+    version: str  # agent_version
+    percentage: int  # traffic_percentage
+    type: str = FIXED_RATIO
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"version": self.version, "percentage": self.percentage}
+
+
+@dataclass(frozen=True)
+class AgentDetails:
+    """The parts of an agent (``agent``, ``GET agents/{name}``) the toolkit reads: its latest
+    version and the ``agent_endpoint`` whose version selector picks the version that serves."""
+
+    name: str
+    latest: str | None
+    endpoint: dict[str, Any] = field(default_factory=dict)  # {} when none is set
+
+    @classmethod
+    def from_json(cls, body: Any) -> AgentDetails:
+        if not isinstance(body, dict) or not body.get("name"):
+            raise CloudError(
+                "Foundry answered with something that is not an agent",
+                hint="check targets.azure.project_endpoint: it must be the project endpoint, "
+                "https://<resource>.services.ai.azure.com/api/projects/<project>",
+            )
+        versions = body.get("versions")
+        latest = versions.get("latest") if isinstance(versions, dict) else None
+        version = latest.get("version") if isinstance(latest, dict) else None
+        endpoint = body.get("agent_endpoint")
+        return cls(
+            name=str(body["name"]),
+            latest=str(version) if version not in (None, "") else None,
+            endpoint=endpoint if isinstance(endpoint, dict) else {},
+        )
+
+    @property
+    def rules(self) -> list[TrafficRule]:
+        """The version selector's rules; empty when none is set (the service then serves the
+        latest version)."""
+        selector = self.endpoint.get("version_selector")
+        items = selector.get("version_selection_rules") if isinstance(selector, dict) else None
+        rules = []
+        for item in items if isinstance(items, list) else []:
+            if not isinstance(item, dict) or item.get("agent_version") in (None, ""):
+                continue
+            percentage = item.get("traffic_percentage")
+            rules.append(
+                TrafficRule(
+                    version=str(item["agent_version"]),
+                    percentage=percentage if isinstance(percentage, int) else 0,
+                    type=str(item.get("type") or ""),
+                )
+            )
+        return rules
+
+    def pins(self, version: str) -> bool:
+        """Whether the selector already sends all traffic to ``version``, named as such
+        (``@latest`` or no selector does not count: a newer version would take the traffic)."""
+        serving = [rule for rule in self.rules if rule.percentage > 0]
+        if len(serving) != 1:
+            return False
+        rule = serving[0]
+        fixed = rule.type.lower() == FIXED_RATIO.lower()
+        return fixed and rule.version == version and rule.percentage == 100
+
+
+def traffic_body(version: str) -> dict[str, Any]:
+    """The merge-patch that sends all of the agent endpoint's traffic to ``version``: the
+    ``PatchAgentRequest`` of the spec, as azure-ai-projects' ``agents.update_details(
+    agent_endpoint=AgentEndpointConfig(version_selector=VersionSelector(...)))`` serializes it.
+    Only ``version_selector`` is named, so the endpoint's protocols and authorization schemes
+    stay as they are; its rule list is replaced whole (RFC 7396 replaces arrays)."""
+    rule = {"type": FIXED_RATIO, "agent_version": version, "traffic_percentage": 100}
+    return {"agent_endpoint": {"version_selector": {"version_selection_rules": [rule]}}}
+
+
 # --- errors -----------------------------------------------------------------------------------
 
 
@@ -279,8 +370,35 @@ def failure_hint(text: str | None) -> str | None:
     return None
 
 
+def features_hint(message: str, *, features_sent: bool, features: str | None = None) -> str:
+    """The fix for a 403 ``preview_feature_required``: the opt-in the message names, added to
+    what was sent (``features``)."""
+    asked = list(dict.fromkeys(PREVIEW_FEATURE.findall(message)))
+    sent = [part.strip() for part in (features or "").split(",") if part.strip()]
+    missing = [feature for feature in asked if feature not in sent]
+    if missing and (sent or missing != [HOSTED_AGENTS_FEATURE]):
+        value = ",".join([*sent, *missing])
+        return (
+            f"this call is behind the preview opt-in {', '.join(missing)}: pass --features "
+            f"{value}, or set targets.azure.foundry_features: {value} in agent.yaml"
+        )
+    if features_sent:
+        return (
+            "the Foundry-Features header was sent but is not the one the service asks "
+            "for: set --features (or targets.azure.foundry_features) to the value in "
+            "the message"
+        )
+    return FEATURES_HINT
+
+
 def status_hint(
-    status: int, code: str | None, message: str, *, features_sent: bool, purpose: str
+    status: int,
+    code: str | None,
+    message: str,
+    *,
+    features_sent: bool,
+    purpose: str,
+    features: str | None = None,
 ) -> str:
     """The one-line fix for an HTTP failure of a control-plane call."""
     lowered = f"{code or ''} {message}".lower()
@@ -288,13 +406,7 @@ def status_hint(
         return TOKEN_HINT
     if status == 403:
         if "preview_feature_required" in lowered or "foundry-features" in lowered:
-            if features_sent:
-                return (
-                    "the Foundry-Features header was sent but is not the one the service asks "
-                    "for: set --features (or targets.azure.foundry_features) to the value in "
-                    "the message"
-                )
-            return FEATURES_HINT
+            return features_hint(message, features_sent=features_sent, features=features)
         if "public access" in lowered or "private endpoint" in lowered:
             return "the project allows private-endpoint access only: run from its network"
         return ROLE_HINT
@@ -381,15 +493,17 @@ class FoundryClient:
         params = {"api-version": self.api, **(query or {})}
         return f"{self.endpoint}/{path}?{urlencode(params, safe=':')}"
 
-    def headers(self, *, token: str | None, body: bool) -> dict[str, str]:
+    def headers(
+        self, *, token: str | None, body: bool, content_type: str = JSON
+    ) -> dict[str, str]:
         """Every header a call sends (``token`` None: redacted, for --dry-run)."""
         headers = {
             "Authorization": f"Bearer {token if token is not None else REDACTED}",
-            "Accept": "application/json",
+            "Accept": JSON,
             "User-Agent": f"actk/{__version__}",
         }
         if body:
-            headers["Content-Type"] = "application/json"
+            headers["Content-Type"] = content_type
         if self.features:
             headers[FEATURES_HEADER] = self.features
         return headers
@@ -399,7 +513,7 @@ class FoundryClient:
         return (
             call.method,
             self.url(call.path, call.query),
-            self.headers(token=None, body=call.body is not None),
+            self.headers(token=None, body=call.body is not None, content_type=call.content_type),
             call.body,
         )
 
@@ -420,7 +534,9 @@ class FoundryClient:
             call.method,
             self.url(call.path, call.query),
             idempotent=call.idempotent,
-            headers=self.headers(token=self.token(), body=call.body is not None),
+            headers=self.headers(
+                token=self.token(), body=call.body is not None, content_type=call.content_type
+            ),
             content=None if call.body is None else json.dumps(call.body).encode(),
         )
         if response.status_code >= 400 and response.status_code not in set(ok):
@@ -444,11 +560,14 @@ class FoundryClient:
             message,
             features_sent=bool(self.features),
             purpose=purpose,
+            features=self.features,
         )
         return CloudError(self.http.redact(text), hint=self.http.redact(hint))
 
     def json(self, call: Call) -> Any:
-        response = self.send(call)
+        return self._body(self.send(call), call)
+
+    def _body(self, response: httpx.Response, call: Call) -> Any:
         try:
             return response.json()
         except ValueError:
@@ -539,6 +658,33 @@ class FoundryClient:
         except ValueError:
             return {}
         return body if isinstance(body, dict) else {}
+
+    # --- the agent and its endpoint's version selector (v1) ---
+
+    def get_agent_call(self, agent: str) -> Call:
+        return Call("GET", f"agents/{_segment(agent)}", purpose=f"read the agent {agent}")
+
+    def get_agent(self, agent: str) -> AgentDetails | None:
+        """The agent (its endpoint's version selector); None when it does not exist."""
+        call = self.get_agent_call(agent)
+        response = self.send(call, ok={404})
+        if response.status_code == 404:
+            return None
+        return AgentDetails.from_json(self._body(response, call))
+
+    def route_traffic_call(self, agent: str, version: str) -> Call:
+        return Call(
+            "PATCH",
+            f"agents/{_segment(agent)}",
+            body=traffic_body(version),
+            purpose=f"send the traffic of {agent} to version {version}",
+            idempotent=True,  # sets a state: sending it twice sets the same one
+            content_type=MERGE_PATCH,
+        )
+
+    def route_traffic(self, agent: str, version: str) -> AgentDetails:
+        """PATCH the endpoint's version selector: all traffic to ``version``."""
+        return AgentDetails.from_json(self.json(self.route_traffic_call(agent, version)))
 
     # --- initial preview: containers and operations ---
 

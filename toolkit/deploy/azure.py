@@ -12,6 +12,12 @@ What a deploy sends, by ``targets.azure.api``:
                            "description": ..., "metadata": {...}}
                         then GET agents/{name}/versions/{v} every 10 s until two readings in a
                         row are terminal: active, or failed (with the service's reason)
+                        then GET agents/{name}, and unless its endpoint already sends all
+                        traffic to that version, PATCH agents/{name} (merge-patch+json)
+                          {"agent_endpoint": {"version_selector": {"version_selection_rules":
+                            [{"type": "FixedRatio", "agent_version": <v>,
+                              "traffic_percentage": 100}]}}}
+                        (azd's order: create, wait until active, then the endpoint)
     2025-11-15-preview  POST agents/{name}/versions
                           {"definition": {"kind": "hosted",
                                           "container_protocol_versions": [{"protocol":
@@ -29,7 +35,8 @@ their values appear in no output, ``--dry-run`` and ``--json`` included, nor in 
 
 Idempotent: when the latest version has the same definition (image, cpu, memory,
 environment, protocols, and tools on the preview) no version is created; on the preview a
-stopped container of that version is started again.
+stopped container of that version is started again; on v1 the endpoint is patched only when
+its version selector sends traffic elsewhere (or to ``@latest``, or has no selector).
 """
 
 from __future__ import annotations
@@ -744,11 +751,16 @@ class AzureDeploy:
                                  f"(at most {self.options.timeout:g} s)")
                 )
         elif self.options.wait:
-            requests.append(
+            requests += [
                 self.planned(client.get_version_call(agent, "{version}"),
                              f"every {POLL_INTERVAL:g} s until {CONFIRMATIONS} readings in a row "
-                             f"are active or failed (at most {self.options.timeout:g} s)")
-            )
+                             f"are active or failed (at most {self.options.timeout:g} s)"),
+                self.planned(client.get_agent_call(agent),
+                             "once the version is active: reads the endpoint's version selector"),
+                self.planned(client.route_traffic_call(agent, "{version}"),
+                             "only when the selector does not already send all traffic to the "
+                             "version (a merge-patch: the endpoint's other settings are kept)"),
+            ]
         return requests
 
     def apply(self, plan: Plan) -> DeployResult:
@@ -916,6 +928,49 @@ class AzureDeploy:
         result.status = container.status if container else "running"
         self.console.success(f"the container of version {result.version} is {result.status}")
 
+    def route(self, result: DeployResult) -> DeployResult:
+        """v1: point the agent endpoint's version selector at the deployed version once it is
+        active. Until then the endpoint may serve an older version (a selector pinned by an
+        earlier deploy, or by hand). The preview names the version in each invocation instead."""
+        if self.target.api != GA_API or result.version is None:
+            return result
+        version = str(result.version)
+        if result.status != "active":
+            text = (
+                f"version {version} is {result.status}, so the agent endpoint was not pointed at "
+                "it: run `actk deploy azure` again once it is active (`actk status azure` shows "
+                "it)"
+            )
+            self.console.warn(text)
+            result.warnings.append(text)
+            result.details["traffic"] = {"version": None, "changed": False, "previous": None}
+            return result
+        client = self.client
+        current = client.get_agent(self.agent)
+        previous = [rule.to_dict() for rule in current.rules] if current else []
+        changed = current is None or not current.pins(version)
+        if changed:
+            self.console.step(f"Sending all of the endpoint's traffic to version {version}")
+            answer = client.route_traffic(self.agent, version)
+            result.changed = True
+            if not answer.pins(version):
+                text = (
+                    f"Foundry accepted the version selector for version {version} but answered "
+                    "with another one: check the agent's endpoint in the portal (Agents > "
+                    f"{self.agent} > Publish)"
+                )
+                self.console.warn(text)
+                result.warnings.append(text)
+        else:
+            self.console.detail(f"the endpoint already sends all traffic to version {version}")
+        result.details["traffic"] = {
+            "version": version,
+            "percentage": 100,
+            "changed": changed,
+            "previous": previous,
+        }
+        return result
+
     def record(self, result: DeployResult) -> Path | None:
         from toolkit.state import write_section
 
@@ -930,6 +985,7 @@ class AzureDeploy:
                 "status": result.status,
                 "image": self.image,
                 "responses_url": result.endpoint,
+                "traffic_version": (result.details.get("traffic") or {}).get("version"),
                 "deployed_at": _now(),
             },
         )
@@ -1126,7 +1182,7 @@ def invoke_azure(
     with an ``agent`` reference in the body."""
     import httpx
 
-    from toolkit.invoke import InvokeResult, _from_response, _read_stream, parse_sse
+    from toolkit.invoke import InvokeResult, from_response, parse_sse, read_stream
     from toolkit.state import read_state
 
     clock = clock or SYSTEM_CLOCK
@@ -1164,8 +1220,8 @@ def invoke_azure(
                             f"{answer.text[:200]!r}",
                             hint=INVOKE_HINTS[404],
                         ) from None
-                    return _from_response(result, payload)
-                return _read_stream(result, parse_sse(answer.iter_lines()), on_delta)
+                    return from_response(result, payload)
+                return read_stream(result, parse_sse(answer.iter_lines()), on_delta)
         except httpx.TimeoutException:
             raise InvokeError(
                 f"no answer from {agent} within {timeout:g} s",

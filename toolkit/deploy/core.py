@@ -1,4 +1,4 @@
-"""The phases every deploy target shares: plan -> show (or --dry-run) -> apply -> wait -> record.
+"""The phases every deploy target shares: plan, show (or --dry-run), apply, wait, route, record.
 
 A target fills in what its cloud needs and nothing else:
 
@@ -7,6 +7,9 @@ A target fills in what its cloud needs and nothing else:
                    unchanged definition creates nothing); with it, it sends nothing at all.
     apply(plan)    send the plan's changes; returns a result whose status may not be final
     wait(result)   follow the cloud until the result is final (bounded, with progress)
+    route(result)  point the target's endpoint at the result's version, where the cloud keeps
+                   that apart from creating it (idempotent: nothing is sent when it already
+                   does); a target whose endpoint follows on its own returns the result as is
     record(result) write the target's section of .actk/state.json (never a secret)
 
 :func:`run` drives them in that order; :func:`poll` is the one bounded wait loop every target
@@ -153,6 +156,8 @@ class Target(Protocol):
 
     def wait(self, result: DeployResult, timeout: float) -> DeployResult: ...
 
+    def route(self, result: DeployResult) -> DeployResult: ...
+
     def record(self, result: DeployResult) -> Path | None: ...
 
 
@@ -165,7 +170,7 @@ def run(
     timeout: float = 600.0,
     clock: Clock = SYSTEM_CLOCK,
 ) -> DeployResult:
-    """plan -> show -> (dry run: stop) -> apply -> wait -> record."""
+    """plan -> show -> (dry run: stop) -> apply -> wait -> route -> record."""
     started = clock.now()
     plan = target.plan(dry_run=dry_run)
     show(console, plan)
@@ -184,6 +189,7 @@ def run(
     result.warnings = plan.warnings + result.warnings
     if wait:
         result = target.wait(result, timeout)
+    result = target.route(result)
     path = target.record(result)
     result.state_file = str(path) if path else None
     result.seconds = clock.now() - started
