@@ -407,9 +407,10 @@ def run(
 @click.argument("text")
 @click.option(
     "--target",
-    type=click.Choice(["local", "azure"]),
-    help="Where the agent is: local (as --local), or azure, through the Foundry agent's "
-    "Responses endpoint (targets.azure of agent.yaml).",
+    type=click.Choice(["local", "azure", "alibaba"]),
+    help="Where the agent is: local (as --local); azure, through the Foundry agent's "
+    "Responses endpoint (targets.azure); alibaba, through the AgentRun endpoint's invocation "
+    "URL (targets.alibaba).",
 )
 @click.option("--local", is_flag=True, help="The local agent: http://127.0.0.1:<runtime.port>.")
 @click.option("--url", help="The agent's base URL (/responses is added unless present).")
@@ -444,7 +445,7 @@ def invoke(
     """Send TEXT to the agent (POST /responses) and print the answer as it arrives.
 
     TEXT "-" reads it from stdin. Use --local for the agent `actk run` started, or --url, or
-    --target azure for the agent `actk deploy azure` deployed.
+    --target azure|alibaba for the agent `actk deploy azure|alibaba` deployed.
     """
     from toolkit import invoke as invoking
     from toolkit.console import Console
@@ -452,18 +453,19 @@ def invoke(
     from toolkit.manifest import MANIFEST_NAME
 
     console = Console(as_json=as_json)
-    if target == "azure" and (local or url):
+    remote = target in ("azure", "alibaba")
+    if remote and (local or url):
         raise UsageError(
-            "--target azure goes through the Foundry endpoint: drop --local/--url",
-            hint='actk invoke --target azure "hello"',
+            f"--target {target} goes through the cloud endpoint: drop --local/--url",
+            hint=f'actk invoke --target {target} "hello"',
         )
     local = local or target == "local"
-    if target != "azure" and local == bool(url):
+    if not remote and local == bool(url):
         raise UsageError(
             "say where the agent is: --local or --url URL (not both)",
             hint='actk invoke --local "hello" (after `actk run`), or --url http://host:8088',
         )
-    if url is None and target != "azure":
+    if url is None and not remote:
         port = 8088
         if (directory / MANIFEST_NAME).is_file() or directory.is_file():
             from toolkit.manifest import load_manifest
@@ -493,6 +495,22 @@ def invoke(
             model=model,
             timeout=timeout,
             on_delta=show,
+        )
+    elif target == "alibaba":
+        import os
+
+        from toolkit.deploy.alibaba import invoke_alibaba
+
+        result = invoke_alibaba(
+            directory,
+            text,
+            env=os.environ,
+            stream=not no_stream,
+            structured_inputs=invoking.parse_inputs(inputs),
+            model=model,
+            timeout=timeout,
+            on_delta=show,
+            endpoint=os.environ.get("ACTK_ALIBABA_AGENTRUN_ENDPOINT") or None,
         )
     else:
         assert url is not None

@@ -1,8 +1,9 @@
 """`actk deploy|status|delete <target>`: argument parsing and rendering only.
 
-Each group has one subcommand per cloud target: ``azure`` (Azure AI Foundry hosted agents);
-Alibaba AgentRun and Anthropic come later as siblings. The work happens in
-:mod:`toolkit.deploy`, imported when a command runs, so `actk --help` stays fast.
+Each group has one subcommand per cloud target: ``azure`` (Azure AI Foundry hosted agents)
+and ``alibaba`` (Alibaba Cloud AgentRun runtimes); Anthropic comes later as a sibling. The
+work happens in :mod:`toolkit.deploy`, imported when a command runs, so `actk --help` stays
+fast.
 ``toolkit.cli`` registers these groups; the options and error handler both modules use live in
 :mod:`toolkit.cli_common`.
 """
@@ -192,3 +193,138 @@ def delete_azure(
         return
     what = f"version {version} of {report['agent']}" if version else f"the agent {report['agent']}"
     console.success(f"deleted {what}")
+
+
+# --- alibaba ----------------------------------------------------------------------------------
+
+
+def _agentrun_endpoint() -> str | None:
+    import os
+
+    return os.environ.get("ACTK_ALIBABA_AGENTRUN_ENDPOINT") or None
+
+
+@deploy.command("alibaba")
+@click.option("--dry-run", is_flag=True,
+              help="Print the exact signed requests (secrets redacted) and send nothing.")
+@click.option("--image", metavar="REFERENCE",
+              help="Deploy this image instead of the digest `actk push` recorded.")
+@click.option("--wait/--no-wait", default=True, show_default=True,
+              help="Wait until the runtime is READY, then create or update its endpoint.")
+@click.option("--timeout", type=click.FloatRange(1, 7200), default=900, show_default=True,
+              help="Seconds to wait with --wait.")
+@click.option("--publish/--no-publish", default=None,
+              help="Publish a runtime version after the update (default: targets.alibaba.publish).")
+@DIRECTORY_OPTION
+@JSON_OPTION
+@handle_errors
+def deploy_alibaba(
+    dry_run: bool,
+    image: str | None,
+    wait: bool,
+    timeout: float,
+    publish: bool | None,
+    directory: Path,
+    as_json: bool,
+) -> None:
+    """Create or update the agent's Alibaba Cloud AgentRun runtime, then its endpoint.
+
+    Reads targets.alibaba of agent.yaml (region, cpu, memory, network, session, health check,
+    log, role and the other runtime settings) and the image digest `actk push` recorded. The
+    runtime is looked up by name and created or updated only when something differs; once it
+    is READY its endpoint is created or pointed at the latest version, and the invoke URL is
+    printed. Keys come from ALIBABA_CLOUD_ACCESS_KEY_ID / _SECRET (/ ALIBABA_CLOUD_SECURITY_TOKEN)
+    or the alibabacloud credentials chain; runtime.secrets are sent as environment variables
+    and never printed.
+    """
+    import os
+
+    from toolkit.console import Console
+    from toolkit.deploy.alibaba import AlibabaOptions, deploy_alibaba
+
+    console = Console(as_json=as_json)
+    options = AlibabaOptions(
+        image=image, dry_run=dry_run, wait=wait, timeout=timeout, publish=publish,
+        endpoint=_agentrun_endpoint(),
+    )
+    result = deploy_alibaba(directory, options, console, os.environ)
+    if as_json:
+        console.emit(result.to_dict())
+        return
+    if result.dry_run:
+        for request in result.requests:
+            click.echo(request.render())
+            click.echo()
+        console.success("dry run: nothing was sent")
+        return
+    runtime = result.details.get("runtime")
+    what = "unchanged" if result.action == "unchanged" else f"{result.action}d"
+    console.success(f"{runtime}: {result.status} ({what.replace('waitd', 'waited for')})")
+    if result.details.get("published_version"):
+        click.echo(f"published version: {result.details['published_version']}")
+    if result.endpoint:
+        click.echo(f"invoke URL: {result.endpoint}")
+
+
+@status.command("alibaba")
+@DIRECTORY_OPTION
+@JSON_OPTION
+@handle_errors
+def status_alibaba(directory: Path, as_json: bool) -> None:
+    """Show the AgentRun runtime, its endpoints and its published versions."""
+    import os
+
+    from toolkit.console import Console
+    from toolkit.deploy.alibaba import alibaba_status
+
+    console = Console(as_json=as_json)
+    report = alibaba_status(directory, os.environ, endpoint=_agentrun_endpoint())
+    if as_json:
+        console.emit(report)
+        return
+    if not report["exists"]:
+        console.warn(f"there is no runtime {report['runtime']} in {report['region']}; "
+                     "deploy it with `actk deploy alibaba`")
+        return
+    console.table(
+        f"{report['runtime']} ({report['region']})",
+        ["status", "image", "cpu / memory", "updated"],
+        [(report["status"] or "-", report["image"] or "-",
+          f"{report['cpu']} / {report['memory']} MB", report["updated_at"] or "-")],
+    )
+    if report.get("status_reason"):
+        console.warn(f"reason: {report['status_reason']}")
+    if report["endpoints"]:
+        console.table(
+            "endpoints",
+            ["name", "status", "target version", "URL"],
+            [(e["name"], e["status"] or "-", e["target_version"] or "-", e["url"] or "-")
+             for e in report["endpoints"]],
+        )
+
+
+@delete.command("alibaba")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask before deleting the runtime.")
+@DIRECTORY_OPTION
+@JSON_OPTION
+@handle_errors
+def delete_alibaba(yes: bool, directory: Path, as_json: bool) -> None:
+    """Delete the AgentRun runtime and its endpoints (endpoints first)."""
+    import os
+
+    from toolkit.console import Console, non_interactive
+    from toolkit.deploy.alibaba import delete_alibaba
+
+    console = Console(as_json=as_json)
+    if not (yes or as_json or non_interactive()):
+        click.confirm("Delete the runtime and its endpoints?", abort=True, err=True)
+    report = delete_alibaba(directory, os.environ, console, endpoint=_agentrun_endpoint())
+    if as_json:
+        console.emit(report)
+        return
+    if not report["existed"]:
+        console.success(f"there was no runtime {report['runtime']}: nothing to delete")
+        return
+    console.success(
+        f"deleted {report['runtime']} and {len(report['endpoints_deleted'])} endpoint(s)"
+    )
