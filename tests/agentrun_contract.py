@@ -80,7 +80,6 @@ import http.client
 import inspect
 import json
 import math
-import os
 import re
 import threading
 import time
@@ -95,6 +94,20 @@ from urllib.parse import parse_qsl, quote, unquote, urlsplit
 import pytest
 
 from tests.alibaba_contract import authenticate, gateway_error
+from tests.contract_server import (
+    MISSING,
+    Faults,
+    differences,
+    dotted,
+    excerpt,
+    read_body,
+    relay,
+    serve,
+    shut,
+    stopped_after,
+    unavailable,
+    url_of,
+)
 
 API_VERSION = "2025-09-10"
 LATEST = "LATEST"
@@ -263,15 +276,6 @@ class Problem:
         return f"{self.field}: {self.message}"
 
 
-def _join(where: str, key: str) -> str:
-    return f"{where}.{key}" if where else key
-
-
-def _json(value: Any) -> str:
-    text = json.dumps(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
 def _unique(problems: list[Problem]) -> list[Problem]:
     seen: set[tuple[str, str]] = set()
     out = []
@@ -293,9 +297,6 @@ class SdkField:
     attr: str
     type: Any  # "str" | "int" | "float" | "bool" | "any" | ("list"|"dict", spec) | ("model", name)
     required: bool
-
-
-_MISSING = object()
 
 
 def _models() -> Any:
@@ -369,7 +370,7 @@ def sdk_fields(model: str) -> dict[str, SdkField]:
             continue
         spec = _spec_of(hints.get(name, Any))
         probed = cls(**{name: _probe(spec)}).to_map()
-        changed = [k for k in probed if probed[k] != base.get(k, _MISSING)]
+        changed = [k for k in probed if probed[k] != base.get(k, MISSING)]
         assert len(changed) == 1, f"{model}.{name}: cannot tell its JSON key ({changed})"
         fields[changed[0]] = SdkField(changed[0], name, spec, name in required)
     return fields
@@ -390,7 +391,7 @@ def _type_name(spec: Any) -> str:
 
 
 def _value_problems(spec: Any, value: Any, where: str, *, request: bool) -> list[Problem]:
-    wrong = [Problem(where, "type", f"expected {_type_name(spec)}, got {_json(value)}")]
+    wrong = [Problem(where, "type", f"expected {_type_name(spec)}, got {excerpt(value)}")]
     if spec == "any":
         return []
     if spec == "str":
@@ -418,7 +419,7 @@ def _value_problems(spec: Any, value: Any, where: str, *, request: bool) -> list
             return wrong
         problems = []
         for key, item in value.items():
-            problems += _value_problems(inner, item, _join(where, key), request=request)
+            problems += _value_problems(inner, item, dotted(where, key), request=request)
         return problems
     return model_problems(inner, value, where, request=request)
 
@@ -430,7 +431,7 @@ def model_problems(model: str, value: Any, where: str = "", *, request: bool = T
         return [Problem(where or "body", "type", f"expected an object ({model})")]
     fields = sdk_fields(model)
     problems = [
-        Problem(_join(where, key), "unknown", f"{model} has no field {key!r}")
+        Problem(dotted(where, key), "unknown", f"{model} has no field {key!r}")
         for key in value
         if key not in fields
     ]
@@ -438,9 +439,9 @@ def model_problems(model: str, value: Any, where: str = "", *, request: bool = T
         item = value.get(key)
         if item is None:
             if info.required and request:
-                problems.append(Problem(_join(where, key), "missing", "is required"))
+                problems.append(Problem(dotted(where, key), "missing", "is required"))
             continue
-        problems += _value_problems(info.type, item, _join(where, key), request=request)
+        problems += _value_problems(info.type, item, dotted(where, key), request=request)
     return problems
 
 
@@ -456,29 +457,13 @@ def round_trip_problems(model: str, value: Any, where: str = "") -> list[Problem
     except Exception as exc:  # the SDK could not read it
         return [Problem(where or "body", "type", f"{model}.from_map failed: {exc!r}")]
     problems = []
-    for path, sent, kept in _differences(value, back, where):
-        if kept is _MISSING:
+    for path, sent, kept in differences(value, back, where):
+        if kept is MISSING:
             problems.append(Problem(path, "unknown", f"dropped by the SDK's {model} model"))
         else:
-            message = f"the SDK's {model} turns {_json(sent)} into {_json(kept)}"
+            message = f"the SDK's {model} turns {excerpt(sent)} into {excerpt(kept)}"
             problems.append(Problem(path, "type", message))
     return problems
-
-
-def _differences(sent: Any, kept: Any, where: str) -> Iterator[tuple[str, Any, Any]]:
-    if isinstance(sent, dict) and isinstance(kept, dict):
-        for key, value in sent.items():
-            if value is None:
-                continue
-            if key not in kept:
-                yield _join(where, key), value, _MISSING
-            else:
-                yield from _differences(value, kept[key], _join(where, key))
-    elif isinstance(sent, list) and isinstance(kept, list) and len(sent) == len(kept):
-        for index, (a, b) in enumerate(zip(sent, kept, strict=True)):
-            yield from _differences(a, b, f"{where}[{index}]")
-    elif sent != kept or type(sent) is not type(kept):
-        yield where, sent, kept
 
 
 def sdk_problems(model: str, body: Any) -> list[Problem]:
@@ -548,7 +533,7 @@ def resource_problems(spec: dict[str, Any]) -> list[Problem]:
 def _enum(value: Any, allowed: tuple[str, ...], where: str) -> list[Problem]:
     if not isinstance(value, str) or value in allowed:
         return []
-    return [Problem(where, "value", f"must be one of {list(allowed)}, got {_json(value)}")]
+    return [Problem(where, "value", f"must be one of {list(allowed)}, got {excerpt(value)}")]
 
 
 def container_problems(
@@ -1067,7 +1052,7 @@ class AgentRunContract:
         self.violations: list[str] = []
         self.runtimes: dict[str, Runtime] = {}
         self.upstream: str | None = None
-        self._faults: list[_Fault] = []
+        self._faults: Faults[_Fault] = Faults()
         self._outcomes: dict[str, tuple[str, str | None]] = {}
         self._nonces: set[str] = set()
         self._nonce_lock = threading.Lock()
@@ -1119,14 +1104,12 @@ class AgentRunContract:
         else:
             name = code_or_status
             default_status = FAULTS[name][0] if name in FAULTS else 400
-        with self._lock:
-            self._faults.append(
-                _Fault(name, action, times, status or default_status, body, dict(headers or {}))
-            )
+        self._faults.add(
+            _Fault(name, action, times, status or default_status, body, dict(headers or {}))
+        )
 
     def clear_faults(self) -> None:
-        with self._lock:
-            self._faults.clear()
+        self._faults.clear()
 
     def runtime_outcome(self, status: str = "READY", *, reason: str | None = None) -> None:
         """What the next transition turns into: ``READY`` (the default for creates and
@@ -1180,50 +1163,28 @@ class AgentRunContract:
         self.stop()
 
     def start(self) -> AgentRunContract:
-        contract = self
-
-        class ControlHandler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True
-            plane = "control"
-
-            def do_GET(self) -> None:
-                contract._handle(self, self.plane)
-
-            do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = do_GET
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        class DataHandler(ControlHandler):
-            plane = "data"
-
-        for plane, handler in (("control", ControlHandler), ("data", DataHandler)):
-            server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-            server.daemon_threads = True
-            self._servers[plane] = server
-            threading.Thread(
-                target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
-            ).start()
+        for plane in ("control", "data"):
+            self._servers[plane] = serve(
+                functools.partial(self._handle, plane=plane), poll_interval=0.01
+            )
         return self
 
     def stop(self) -> None:
         for server in self._servers.values():
-            server.shutdown()
-            server.server_close()
+            shut(server)
         self._servers.clear()
 
     def _url(self, plane: str) -> str:
         server = self._servers.get(plane)
         assert server is not None, "start() the contract server first"
-        return f"http://127.0.0.1:{server.server_address[1]}"
+        return url_of(server)
 
     # --- dispatch -------------------------------------------------------------------------
 
     def _handle(self, handler: BaseHTTPRequestHandler, plane: str) -> None:
         parts = urlsplit(handler.path)
         headers = {k.lower(): v for k, v in handler.headers.items()}
-        raw = _read_body(handler, headers)
+        raw = read_body(handler, headers)
         try:
             payload = json.loads(raw) if raw else None
         except ValueError:
@@ -1354,14 +1315,7 @@ class AgentRunContract:
         return gateway_error(f"agentrun.{self.region}.aliyuncs.com", status, code, message)
 
     def _take_fault(self, action: str | None) -> _Fault | None:
-        with self._lock:
-            for fault in self._faults:
-                if fault.action not in (None, action) or fault.remaining == 0:
-                    continue
-                if fault.remaining is not None:
-                    fault.remaining -= 1
-                return fault
-        return None
+        return self._faults.take(lambda fault: fault.action in (None, action))
 
     def _fault_reply(self, fault: _Fault, action: str | None) -> Reply:
         if fault.body is not None:
@@ -1876,27 +1830,9 @@ class AgentRunContract:
             ) from None
         try:
             record.status = upstream.status
-            content_type = upstream.getheader("content-type", "application/json")
-            handler.send_response(upstream.status)
-            for name, value in upstream.getheaders():
-                if name.lower() not in _NOT_PASSED_BACK:
-                    handler.send_header(name, value)
-            handler.send_header("x-fc-request-id", request_id)
-            if "text/event-stream" in content_type:
-                handler.send_header("Transfer-Encoding", "chunked")
-                handler.end_headers()
-                while True:
-                    chunk = upstream.read1(65536)
-                    if not chunk:
-                        break
-                    handler.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
-                    handler.wfile.flush()
-                handler.wfile.write(b"0\r\n\r\n")
-            else:
-                data = upstream.read()
-                handler.send_header("Content-Length", str(len(data)))
-                handler.end_headers()
-                handler.wfile.write(data)
+            answer = [(name, value) for name, value in upstream.getheaders()
+                      if name.lower() not in _NOT_PASSED_BACK]
+            relay(handler, upstream, [*answer, ("x-fc-request-id", request_id)])
         finally:
             connection.close()
 
@@ -1917,21 +1853,6 @@ def _snake(action: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", action).lower()
 
 
-def _read_body(handler: BaseHTTPRequestHandler, headers: dict[str, str]) -> bytes:
-    if "chunked" in headers.get("transfer-encoding", "").lower():
-        chunks = []
-        while True:
-            size = int(handler.rfile.readline().split(b";")[0].strip() or b"0", 16)
-            if size == 0:
-                while handler.rfile.readline() not in (b"\r\n", b"\n", b""):
-                    pass
-                return b"".join(chunks)
-            chunks.append(handler.rfile.read(size))
-            handler.rfile.readline()
-    length = int(headers.get("content-length") or 0)
-    return handler.rfile.read(length) if length else b""
-
-
 # --- the fixture ------------------------------------------------------------------------------
 
 
@@ -1945,9 +1866,7 @@ def _require_sdk() -> None:
             "bodies with its models and signatures with alibabacloud_tea_openapi): "
             "pip install -e '.[test]'"
         )
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(reason)
-        pytest.skip(reason)
+        unavailable(reason)
 
 
 @pytest.fixture
@@ -1956,13 +1875,8 @@ def agentrun() -> Iterator[Callable[..., AgentRunContract]]:
     endpoint_polls=1, endpoint_ready_status="READY", security_token=None, ...)`` returns a
     running ``AgentRunContract``; all stop after the test."""
     _require_sdk()
-    started: list[AgentRunContract] = []
 
     def start(region: str = "cn-hangzhou", ready_polls: int = 2, **config: Any) -> AgentRunContract:
-        contract = AgentRunContract(region=region, ready_polls=ready_polls, **config).start()
-        started.append(contract)
-        return contract
+        return AgentRunContract(region=region, ready_polls=ready_polls, **config).start()
 
-    yield start
-    for contract in started:
-        contract.stop()
+    yield from stopped_after(start)

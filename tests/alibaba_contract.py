@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import threading
 import time
@@ -44,6 +43,16 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
+
+from tests.contract_server import (
+    Faults,
+    read_body,
+    serve,
+    shut,
+    stopped_after,
+    unavailable,
+    url_of,
+)
 
 ACS3 = "ACS3-HMAC-SHA256"
 PERSONAL_VERSION = "2016-06-07"
@@ -162,19 +171,17 @@ class AlibabaCRContract:
     # Seconds the server's clock runs ahead of this machine's (negative: behind).
     clock_skew: float = 0.0
     requests: list[RecordedRequest] = field(default_factory=list)
-    _faults: list[_Fault] = field(default_factory=list)
+    _faults: Faults[_Fault] = field(default_factory=Faults)
     _nonces: set[str] = field(default_factory=set)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _server: ThreadingHTTPServer | None = None
-    _thread: threading.Thread | None = None
 
     # -- the test's handles --
 
     @property
     def endpoint(self) -> str:
         assert self._server is not None, "start() the contract server first"
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return url_of(self._server)
 
     @property
     def env(self) -> dict[str, str]:
@@ -202,12 +209,10 @@ class AlibabaCRContract:
         if body is None and fault not in FAULTS:
             raise ValueError(f"unknown fault {fault!r}; known: {', '.join(FAULTS)}")
         default_status = FAULTS[fault][0] if fault in FAULTS else 400
-        with self._lock:
-            self._faults.append(_Fault(fault, action, times, status or default_status, body))
+        self._faults.add(_Fault(fault, action, times, status or default_status, body))
 
     def clear_faults(self) -> None:
-        with self._lock:
-            self._faults.clear()
+        self._faults.clear()
 
     def calls(self, action: str) -> list[RecordedRequest]:
         return [r for r in self.requests if r.action == action]
@@ -215,45 +220,24 @@ class AlibabaCRContract:
     # -- lifecycle --
 
     def start(self) -> AlibabaCRContract:
-        contract = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def _serve(self) -> None:
-                contract._handle(self)
-
-            do_GET = do_POST = do_PUT = do_DELETE = _serve
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
+        self._server = serve(self._handle)
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        shut(self._server)
+        self._server = None
 
     # -- the gateway --
 
     def _handle(self, handler: BaseHTTPRequestHandler) -> None:
         split = urlsplit(handler.path)
-        length = int(handler.headers.get("content-length") or 0)
+        headers = {name.lower(): value for name, value in handler.headers.items()}
         request = RecordedRequest(
             method=handler.command,
             path=split.path,
             query=dict(parse_qsl(split.query, keep_blank_values=True)),
-            headers={name.lower(): value for name, value in handler.headers.items()},
-            body=handler.rfile.read(length) if length else b"",
+            headers=headers,
+            body=read_body(handler, headers),
         )
         status, body = self._authenticate(request) or self._fault(request) or self._route(request)
         if "RequestId" not in body and "requestId" not in body:  # ROA bodies are camelCase
@@ -284,16 +268,12 @@ class AlibabaCRContract:
         )
 
     def _fault(self, request: RecordedRequest) -> tuple[int, dict[str, Any]] | None:
-        with self._lock:
-            for fault in self._faults:
-                if fault.action not in (None, request.action) or fault.remaining == 0:
-                    continue
-                if fault.remaining is not None:
-                    fault.remaining -= 1
-                if fault.body is not None:
-                    return fault.status, dict(fault.body)
-                return fault.status, FAULTS[fault.name][1](request.action or "")
-        return None
+        fault = self._faults.take(lambda fault: fault.action in (None, request.action))
+        if fault is None:
+            return None
+        if fault.body is not None:
+            return fault.status, dict(fault.body)
+        return fault.status, FAULTS[fault.name][1](request.action or "")
 
     def _route(self, request: RecordedRequest) -> tuple[int, dict[str, Any]]:
         action, version = request.action, request.version
@@ -499,9 +479,7 @@ def _require_sdk() -> None:
             "alibabacloud_tea_openapi is not installed (the contract server checks signatures "
             "with it): pip install -e '.[test]'"
         )
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(reason)
-        pytest.skip(reason)
+        unavailable(reason)
 
 
 @pytest.fixture
@@ -509,13 +487,4 @@ def alibaba_cr() -> Iterator[Callable[..., AlibabaCRContract]]:
     """Start contract servers: ``alibaba_cr(username=..., password=..., instances=[...],
     security_token=...)`` returns a running ``AlibabaCRContract``; all stop after the test."""
     _require_sdk()
-    started: list[AlibabaCRContract] = []
-
-    def start(**config: Any) -> AlibabaCRContract:
-        contract = AlibabaCRContract(**config).start()
-        started.append(contract)
-        return contract
-
-    yield start
-    for contract in started:
-        contract.stop()
+    yield from stopped_after(lambda **config: AlibabaCRContract(**config).start())

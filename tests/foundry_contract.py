@@ -78,7 +78,6 @@ import importlib.machinery
 import importlib.util
 import itertools
 import json
-import os
 import re
 import threading
 import time
@@ -92,6 +91,21 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import pytest
+
+from tests.contract_server import (
+    MISSING,
+    Faults,
+    differences,
+    dotted,
+    excerpt,
+    read_body,
+    relay,
+    serve,
+    shut,
+    stopped_after,
+    unavailable,
+    url_of,
+)
 
 GA = "v1"
 PREVIEW = "2025-11-15-preview"
@@ -214,10 +228,6 @@ class Problem:
         return f"{self.param}: {self.message}"
 
 
-def _join(where: str, key: str) -> str:
-    return f"{where}.{key}" if where else key
-
-
 def _type_name(spec: Any) -> str:
     if isinstance(spec, str):
         return spec
@@ -236,7 +246,7 @@ def _type_name(spec: Any) -> str:
 
 def value_problems(schema: dict, spec: Any, value: Any, where: str, *, request: bool) -> list:
     """What is wrong with ``value`` as the described type ``spec`` (see ``describe_models``)."""
-    wrong = [Problem(where, "invalid_type", f"expected {_type_name(spec)}, got {_json(value)}")]
+    wrong = [Problem(where, "invalid_type", f"expected {_type_name(spec)}, got {excerpt(value)}")]
     if spec == "any":
         return []
     if spec == "string" or spec == "date-time":
@@ -251,14 +261,15 @@ def value_problems(schema: dict, spec: Any, value: Any, where: str, *, request: 
     if "literal" in spec:
         if value in spec["literal"]:
             return []
-        return [Problem(where, "invalid_value", f"must be {_type_name(spec)}, got {_json(value)}")]
+        message = f"must be {_type_name(spec)}, got {excerpt(value)}"
+        return [Problem(where, "invalid_value", message)]
     if "enum" in spec:
         if not isinstance(value, str):
             return wrong
         known = schema["enums"].get(spec["enum"], [])
         if spec["open"] or value in known:
             return []
-        return [Problem(where, "invalid_value", f"must be one of {known}, got {_json(value)}")]
+        return [Problem(where, "invalid_value", f"must be one of {known}, got {excerpt(value)}")]
     if "list" in spec:
         if not isinstance(value, list):
             return wrong
@@ -274,7 +285,7 @@ def value_problems(schema: dict, spec: Any, value: Any, where: str, *, request: 
         problems = []
         for key, item in value.items():
             problems += value_problems(
-                schema, spec["dict"], item, _join(where, key), request=request
+                schema, spec["dict"], item, dotted(where, key), request=request
             )
         return problems
     if "model" in spec:
@@ -295,16 +306,16 @@ def _resolve(schema: dict, name: str, value: dict, where: str) -> tuple[str, lis
         tag = value[discriminator["field"]]
         target = discriminator["mapping"].get(tag) if isinstance(tag, str) else None
         if target is None:
-            param = _join(where, discriminator["field"])
+            param = dotted(where, discriminator["field"])
             known = sorted(discriminator["mapping"])
-            message = f"must be one of {known}, got {_json(tag)}"
+            message = f"must be one of {known}, got {excerpt(tag)}"
             return name, [Problem(param, "invalid_value", message)]
         if target == name:
             return name, []
         if target not in schema["models"]:
-            param = _join(where, discriminator["field"])
+            param = dotted(where, discriminator["field"])
             message = (
-                f"{_json(tag)} is not a hosted agent definition (only kind 'hosted' is served)"
+                f"{excerpt(tag)} is not a hosted agent definition (only kind 'hosted' is served)"
             )
             return name, [Problem(param, "invalid_value", message)]
         name = target
@@ -315,7 +326,7 @@ def model_problems(schema: dict, name: str, value: Any, where: str, *, request: 
     missing required fields, read-only fields in a request, wrong types (recursively).
     Answers (``request=False``) may carry fields the model does not know, as SDKs tolerate."""
     if not isinstance(value, dict):
-        return [Problem(where, "invalid_type", f"expected an object, got {_json(value)}")]
+        return [Problem(where, "invalid_type", f"expected an object, got {excerpt(value)}")]
     name, problems = _resolve(schema, name, value, where)
     if problems:
         return problems
@@ -323,9 +334,9 @@ def model_problems(schema: dict, name: str, value: Any, where: str, *, request: 
     for key in value:
         if key not in fields and request:
             message = f"unknown parameter: {name} has no field {key!r}"
-            problems.append(Problem(_join(where, key), "unknown_parameter", message))
+            problems.append(Problem(dotted(where, key), "unknown_parameter", message))
     for key, info in fields.items():
-        param = _join(where, key)
+        param = dotted(where, key)
         present = value.get(key) is not None
         if info["required"] and not present and not (request and info["read_only"]):
             problems.append(
@@ -337,11 +348,6 @@ def model_problems(schema: dict, name: str, value: Any, where: str, *, request: 
         elif present:
             problems += value_problems(schema, info["type"], value[key], param, request=request)
     return problems
-
-
-def _json(value: Any) -> str:
-    text = json.dumps(value)
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _ga_round_trip_problems(definition: Any) -> list[Problem]:
@@ -375,9 +381,9 @@ def _sdk_round_trip_problems(
     except Exception as exc:  # the SDK's own deserializer refused it
         return [Problem(where, "invalid_value", f"azure-ai-projects: {exc}")]
     if expected is not None and type(obj) is not expected:
-        kind = _json(value.get("kind"))
+        kind = excerpt(value.get("kind"))
         message = f"kind {kind} deserializes to {type(obj).__name__}, not {expected.__name__}"
-        return [Problem(_join(where, "kind"), "invalid_value", message)]
+        return [Problem(dotted(where, "kind"), "invalid_value", message)]
     problems: list[Problem] = []
 
     def rebuild(value: Any, where: str) -> Any:
@@ -386,7 +392,7 @@ def _sdk_round_trip_problems(
             for attr, rest_field in type(value)._attr_to_rest_field.items():
                 if rest_field._rest_name not in value:
                     continue
-                param = _join(where, rest_field._rest_name)
+                param = dotted(where, rest_field._rest_name)
                 try:
                     kwargs[attr] = rebuild(getattr(value, attr), param)
                 except Exception as exc:
@@ -395,38 +401,19 @@ def _sdk_round_trip_problems(
         if isinstance(value, list):
             return [rebuild(item, f"{where}[{i}]") for i, item in enumerate(value)]
         if isinstance(value, dict):
-            return {key: rebuild(item, _join(where, key)) for key, item in value.items()}
+            return {key: rebuild(item, dotted(where, key)) for key, item in value.items()}
         return value
 
     rebuilt = rebuild(obj, where)
     back = json.loads(json.dumps(rebuilt, cls=SdkJSONEncoder, exclude_readonly=True))
-    for param, sent, kept in _differences(value, back, where):
-        if kept is _MISSING:
+    for param, sent, kept in differences(value, back, where):
+        if kept is MISSING:
             message = "not kept by azure-ai-projects (unknown or read-only field)"
             problems.append(Problem(param, "unknown_parameter", message))
         else:
-            message = f"azure-ai-projects turns {_json(sent)} into {_json(kept)} (wrong type)"
+            message = f"azure-ai-projects turns {excerpt(sent)} into {excerpt(kept)} (wrong type)"
             problems.append(Problem(param, "invalid_type", message))
     return problems
-
-
-_MISSING = object()
-
-
-def _differences(sent: Any, kept: Any, where: str) -> Iterator[tuple[str, Any, Any]]:
-    if isinstance(sent, dict) and isinstance(kept, dict):
-        for key, value in sent.items():
-            if value is None:
-                continue
-            if key not in kept:
-                yield _join(where, key), value, _MISSING
-            else:
-                yield from _differences(value, kept[key], _join(where, key))
-    elif isinstance(sent, list) and isinstance(kept, list) and len(sent) == len(kept):
-        for index, (a, b) in enumerate(zip(sent, kept, strict=True)):
-            yield from _differences(a, b, f"{where}[{index}]")
-    elif sent != kept or type(sent) is not type(kept):
-        yield where, sent, kept
 
 
 # --- the service's own rules ----------------------------------------------------------------------
@@ -454,10 +441,10 @@ def metadata_problems(metadata: Any, param: str = "metadata") -> list[Problem]:
             message = (
                 f"keys are at most {METADATA_MAX_KEY} characters, {key[:20]!r}... has {len(key)}"
             )
-            problems.append(Problem(_join(param, key), "invalid_value", message))
+            problems.append(Problem(dotted(param, key), "invalid_value", message))
         if isinstance(value, str) and len(value) > METADATA_MAX_VALUE:
             message = f"values are at most {METADATA_MAX_VALUE} characters, got {len(value)}"
-            problems.append(Problem(_join(param, key), "invalid_value", message))
+            problems.append(Problem(dotted(param, key), "invalid_value", message))
     return problems
 
 
@@ -481,13 +468,13 @@ def resource_problems(definition: dict, where: str = "definition") -> list[Probl
     vcpu, gib = _quantity(cpu), _quantity(memory, "Gi")
     if vcpu is None or vcpu not in CPU_MEMORY_PAIRS:
         message = f"cpu {cpu!r} is not an allowed size; allowed cpu/memory pairs: {pairs}"
-        return [Problem(_join(where, "cpu"), "invalid_value", message)]
+        return [Problem(dotted(where, "cpu"), "invalid_value", message)]
     if gib is None or gib != CPU_MEMORY_PAIRS[vcpu]:
         message = (
             f"memory {memory!r} does not pair with cpu {cpu!r} (expected "
             f"{CPU_MEMORY_PAIRS[vcpu].normalize()}Gi); allowed pairs: {pairs}"
         )
-        return [Problem(_join(where, "memory"), "invalid_value", message)]
+        return [Problem(dotted(where, "memory"), "invalid_value", message)]
     return []
 
 
@@ -495,10 +482,10 @@ def environment_problems(definition: dict, where: str = "definition") -> list[Pr
     variables = definition.get("environment_variables")
     if not isinstance(variables, dict):
         return []
-    param = _join(where, "environment_variables")
+    param = dotted(where, "environment_variables")
     return [
         Problem(
-            _join(param, name),
+            dotted(param, name),
             "invalid_value",
             f"invalid environment variable name {name!r}: letters, digits and underscores, "
             "not starting with a digit",
@@ -536,7 +523,7 @@ def rule_problems(api: str, definition: Any, where: str = "definition") -> list[
             message = "exactly one of container_configuration and code_configuration is required"
             problems.append(
                 Problem(
-                    _join(where, "container_configuration"), "missing_required_parameter", message
+                    dotted(where, "container_configuration"), "missing_required_parameter", message
                 )
             )
         elif code is not None:
@@ -546,17 +533,17 @@ def rule_problems(api: str, definition: Any, where: str = "definition") -> list[
                 if container is None
                 else "container_configuration and code_configuration are mutually exclusive"
             )
-            problems.append(Problem(_join(where, "code_configuration"), "invalid_value", message))
+            problems.append(Problem(dotted(where, "code_configuration"), "invalid_value", message))
         if isinstance(container, dict):
-            param = _join(where, "container_configuration.image")
+            param = dotted(where, "container_configuration.image")
             problems += image_problems(container.get("image"), param)
-        param = _join(where, "protocol_versions")
+        param = dotted(where, "protocol_versions")
         known = ga_schema()["enums"]["AgentEndpointProtocol"]
         problems += protocol_problems(definition.get("protocol_versions"), param, known)
     else:
-        problems += image_problems(definition.get("image"), _join(where, "image"))
+        problems += image_problems(definition.get("image"), dotted(where, "image"))
         known = preview_schema()["enums"]["AgentProtocol"]
-        param = _join(where, "container_protocol_versions")
+        param = dotted(where, "container_protocol_versions")
         problems += protocol_problems(definition.get("container_protocol_versions"), param, known)
     return problems
 
@@ -578,7 +565,7 @@ def create_version_problems(api: str, body: Any, *, rules: bool = True) -> list[
     """Everything the service (of generation ``api``) would reject in a create-version body."""
     schema = schema_for(api)
     if not isinstance(body, dict):
-        return [Problem("body", "invalid_type", f"expected a JSON object, got {_json(body)}")]
+        return [Problem("body", "invalid_type", f"expected a JSON object, got {excerpt(body)}")]
     problems = []
     fields = schema["create_version_body"]["fields"]
     for key in body:
@@ -729,7 +716,7 @@ def patch_agent_problems(
     version selector's rules."""
     schema = ga_schema()
     if not isinstance(body, dict):
-        return [Problem("body", "invalid_type", f"expected a JSON object, got {_json(body)}")]
+        return [Problem("body", "invalid_type", f"expected a JSON object, got {excerpt(body)}")]
     fields = schema["update_details_body"]["fields"]
     problems = [
         Problem(
@@ -785,7 +772,7 @@ class Fault:
     method: str | None
     headers: dict[str, str]
     body: Any
-    remaining: int
+    remaining: int | None
 
 
 @dataclass
@@ -1054,7 +1041,7 @@ class FoundryContract:
         self.routes = GA_ROUTES if api == GA else PREVIEW_ROUTES
         self.upstream: str | None = None
         self.url = ""
-        self._faults: list[Fault] = []
+        self._faults: Faults[Fault] = Faults()
         self._next_outcome: tuple[str, dict[str, str] | None] | None = None
         self._operation_ids = itertools.count(1)
         self._session_ids = itertools.count(1)
@@ -1085,10 +1072,7 @@ class FoundryContract:
         shape for 401/403/404/409/429/500/502/503/504 unless ``body`` is given; 429 carries
         ``Retry-After: 1`` unless ``headers`` say otherwise). ``path_contains`` matches the path
         relative to the project endpoint (``/agents/a/versions``, ``...:start``)."""
-        with self._lock:
-            self._faults.append(
-                Fault(status, path_contains, method, dict(headers or {}), body, times)
-            )
+        self._faults.add(Fault(status, path_contains, method, dict(headers or {}), body, times))
 
     def version_outcome(
         self, status: str = "active", error: str | dict[str, str] | None = None
@@ -1135,41 +1119,20 @@ class FoundryContract:
         self.stop()
 
     def start(self) -> FoundryContract:
-        contract = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True
-
-            def do_GET(self) -> None:
-                contract._handle(self)
-
-            do_POST = do_DELETE = do_PUT = do_PATCH = do_GET
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        ).start()
+        self._server = serve(self._handle)
+        self.url = url_of(self._server)
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+        shut(self._server)
+        self._server = None
 
     # --- dispatch -----------------------------------------------------------------------------
 
     def _handle(self, handler: BaseHTTPRequestHandler) -> None:
         parts = urlsplit(handler.path)
-        length = int(handler.headers.get("content-length") or 0)
-        raw = handler.rfile.read(length) if length else b""
         headers = {k.lower(): v for k, v in handler.headers.items()}
+        raw = read_body(handler, headers)
         query = dict(parse_qsl(parts.query, keep_blank_values=True))
         prefix = f"/api/projects/{self.project}"
         path = parts.path[len(prefix) :] if parts.path.startswith(prefix + "/") else parts.path
@@ -1270,17 +1233,10 @@ class FoundryContract:
         return None, {}
 
     def _take_fault(self, record: Recorded) -> Fault | None:
-        with self._lock:
-            for fault in self._faults:
-                if fault.method and fault.method.upper() != record.method:
-                    continue
-                if fault.path_contains and fault.path_contains not in record.path:
-                    continue
-                fault.remaining -= 1
-                if fault.remaining <= 0:
-                    self._faults.remove(fault)
-                return fault
-        return None
+        return self._faults.take(
+            lambda fault: (not fault.method or fault.method.upper() == record.method)
+            and (not fault.path_contains or fault.path_contains in record.path)
+        )
 
     def _violation(self, text: str) -> None:
         with self._lock:
@@ -1562,7 +1518,7 @@ class FoundryContract:
             value = body.get(key, 1)
             if not isinstance(value, int) or isinstance(value, bool):
                 problems.append(
-                    Problem(key, "invalid_type", f"expected an integer, got {_json(value)}")
+                    Problem(key, "invalid_type", f"expected an integer, got {excerpt(value)}")
                 )
             elif value < 0:
                 problems.append(Problem(key, "invalid_value", f"must be >= 0, got {value}"))
@@ -1814,24 +1770,10 @@ class FoundryContract:
         try:
             record.status = upstream.status
             content_type = upstream.getheader("content-type", "application/json")
-            handler.send_response(upstream.status)
-            handler.send_header("Content-Type", content_type)
+            answer = [("Content-Type", content_type)]
             if "text/event-stream" in content_type:
-                handler.send_header("Transfer-Encoding", "chunked")
-                handler.send_header("Cache-Control", "no-cache")
-                handler.end_headers()
-                while True:
-                    chunk = upstream.read1(65536)
-                    if not chunk:
-                        break
-                    handler.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
-                    handler.wfile.flush()
-                handler.wfile.write(b"0\r\n\r\n")
-            else:
-                data = upstream.read()
-                handler.send_header("Content-Length", str(len(data)))
-                handler.end_headers()
-                handler.wfile.write(data)
+                answer.append(("Cache-Control", "no-cache"))
+            relay(handler, upstream, answer)
         finally:
             connection.close()
 
@@ -1885,11 +1827,8 @@ def _require_sdk(api: str) -> None:
             )
     elif not PREVIEW_FIXTURE.is_file():
         reason = f"{PREVIEW_FIXTURE} is missing: run scripts/azure-preview-fixtures"
-    if reason is None:
-        return
-    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-        pytest.fail(reason)
-    pytest.skip(reason)
+    if reason is not None:
+        unavailable(reason)
 
 
 @pytest.fixture
@@ -1897,7 +1836,6 @@ def foundry() -> Iterator[Callable[..., FoundryContract]]:
     """Start contract servers: ``foundry(api="v1" | "2025-11-15-preview",
     require_features_header=False, activation_polls=2)`` returns a running
     ``FoundryContract``; all stop after the test."""
-    started: list[FoundryContract] = []
 
     def start(
         api: str = GA,
@@ -1906,15 +1844,11 @@ def foundry() -> Iterator[Callable[..., FoundryContract]]:
         **config: Any,
     ) -> FoundryContract:
         _require_sdk(api)
-        contract = FoundryContract(
+        return FoundryContract(
             api=api,
             require_features_header=require_features_header,
             activation_polls=activation_polls,
             **config,
         ).start()
-        started.append(contract)
-        return contract
 
-    yield start
-    for contract in started:
-        contract.stop()
+    yield from stopped_after(start)

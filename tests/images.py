@@ -17,7 +17,6 @@ import re
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -135,12 +134,6 @@ def inputs_agent(
 
 def repository(image: str) -> str:
     return image.rsplit(":", 1)[0]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def containers_named(name: str) -> list:

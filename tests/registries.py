@@ -51,7 +51,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import HOST_CA_BUNDLE, engine
+from tests.conftest import HOST_CA_BUNDLE, engine, free_port
 
 REGISTRY_BINARY = Path("/usr/bin/docker-registry")
 CERTS_D = Path("/etc/docker/certs.d")
@@ -141,12 +141,6 @@ def test_ca(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CertificateAut
 
 
 # --- the Distribution registry process ------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class RegistryProcess:

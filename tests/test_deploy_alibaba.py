@@ -6,6 +6,8 @@ test_deploy_alibaba_contract.py.)"""
 
 from __future__ import annotations
 
+import copy
+import functools
 import hashlib
 import json
 import re
@@ -16,8 +18,9 @@ from urllib.parse import parse_qsl
 
 import httpx
 import pytest
-import yaml
 
+from tests import deploying
+from tests.deploying import RUNTIME, FakeClock, deep_update
 from toolkit.cloud.agentrun import AgentRunClient, Call, control_endpoint, failure_hint
 from toolkit.cloud.alibaba import AlibabaAPIError, AlibabaCredentials
 from toolkit.console import Console
@@ -35,7 +38,6 @@ from toolkit.deploy.alibaba import (
     sizes,
     validate,
 )
-from toolkit.deploy.core import Clock
 from toolkit.errors import CloudError, InvokeError, ManifestError, UsageError
 from toolkit.manifest import Manifest, load_manifest
 
@@ -62,13 +64,7 @@ def manifest_data(**alibaba: Any) -> dict[str, Any]:
         "name": "support-agent",
         "description": "Answers support questions",
         "image": {"repository": PERSONAL, "tag": "v1"},
-        "runtime": {
-            "port": 8088,
-            "cpu": "1",
-            "memory": "2Gi",
-            "env": {"LOG_LEVEL": "info"},
-            "secrets": ["OPENAI_API_KEY"],
-        },
+        "runtime": copy.deepcopy(RUNTIME),
         "targets": {"alibaba": {"region": REGION, **alibaba}},
     }
 
@@ -77,25 +73,7 @@ def manifest(data: dict[str, Any] | None = None, **alibaba: Any) -> Manifest:
     return Manifest.model_validate(data or manifest_data(**alibaba))
 
 
-def write_repo(root: Path, data: dict[str, Any], *, pushed: str | None = PUSHED,
-               platform: str = "linux/amd64") -> Path:
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "agent.yaml").write_text(yaml.safe_dump(data))
-    if pushed:
-        (root / ".actk").mkdir(exist_ok=True)
-        (root / ".actk" / "state.json").write_text(
-            json.dumps({"image": {"reference": pushed, "platform": platform}})
-        )
-    return root
-
-
-def deep_update(data: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
-    node = data
-    *parents, last = path.split(".")
-    for key in parents:
-        node = node.setdefault(key, {})
-    node[last] = value
-    return data
+write_repo = functools.partial(deploying.write_repo, pushed=PUSHED, platform="linux/amd64")
 
 
 @pytest.fixture
@@ -261,21 +239,6 @@ class FakeAgentRun:
     @staticmethod
     def _ok(data: Any) -> httpx.Response:
         return httpx.Response(200, json={"code": "SUCCESS", "requestId": "req-1", "data": data})
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.t = 0.0
-
-    def sleep(self, seconds: float) -> None:
-        self.t += seconds
-
-    def now(self) -> float:
-        return self.t
-
-    @property
-    def clock(self) -> Clock:
-        return Clock(sleep=self.sleep, now=self.now)
 
 
 @pytest.fixture

@@ -11,16 +11,9 @@ on a fake clock: polling and retries cost no time.
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from tests.agentrun_contract import (
@@ -31,7 +24,6 @@ from tests.agentrun_contract import (
     check_update_endpoint_body,
     check_update_runtime_body,
 )
-from tests.conftest import REPO
 from tests.test_deploy_alibaba import (
     DIGEST,
     ENTERPRISE,
@@ -56,9 +48,6 @@ from toolkit.deploy.alibaba import (
 from toolkit.deploy.core import DeployResult
 from toolkit.errors import CloudError
 
-# Until conftest.py registers it.
-
-EXAMPLE = REPO / "examples" / "echo-agent"
 OTHER = f"{PERSONAL}@sha256:{'ef' * 32}"  # a second pushed image
 WRITES = {"CreateAgentRuntime", "UpdateAgentRuntime", "DeleteAgentRuntime",
           "PublishRuntimeVersion", "CreateAgentRuntimeEndpoint", "UpdateAgentRuntimeEndpoint",
@@ -66,39 +55,6 @@ WRITES = {"CreateAgentRuntime", "UpdateAgentRuntime", "DeleteAgentRuntime",
 
 
 # --- fixtures -------------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def echo_agent() -> Iterator[str]:
-    """The example repository's own server (echo model), as the container would run it."""
-    port = free_port()
-    env = {**os.environ, "PORT": str(port), "PYTHONPATH": str(EXAMPLE / "src"),
-           "LOG_LEVEL": "warning"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "echo_agent"], env=env, stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(f"{url}/ready", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            pytest.fail(f"the example agent did not start: {process.stderr.read().decode()}")
-        time.sleep(0.1)
-    yield url
-    process.terminate()
-    process.wait(timeout=30)
 
 
 def environment(contract: AgentRunContract, **extra: str) -> dict[str, str]:

@@ -11,38 +11,16 @@ in-process through the CLI, with the status polls shortened.
 
 from __future__ import annotations
 
-import contextlib
-import json
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from click.testing import CliRunner
 
-from tests.conftest import BASE_IMAGE, actk, build_args_for_tests, run
+from tests.conftest import cli_json, new_pushed_agent, run_detached
 
 pytestmark = pytest.mark.docker
 ACR_REPOSITORY = "registry.cn-hangzhou.aliyuncs.com/agents/runtime-agent"
-
-
-def succeed(done: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
-    assert done.returncode == 0, f"exit {done.returncode}\n{done.stdout}\n{done.stderr}"
-    return done
-
-
-@pytest.fixture
-def running() -> Iterator[list[str]]:
-    names: list[str] = []
-    yield names
-    import docker
-
-    client = docker.from_env()
-    for name in names:
-        with contextlib.suppress(docker.errors.NotFound):
-            client.containers.get(name).remove(force=True)
 
 
 def test_new_build_push_deploy_status_invoke_delete(
@@ -57,27 +35,9 @@ def test_new_build_push_deploy_status_invoke_delete(
 
     registry, contract = htpasswd_registry, agentrun(region="cn-hangzhou", ready_polls=1)
     repo = tmp_path / "runtime-agent"
-    succeed(actk("new", str(repo), "--defaults", "--data", f"base_image={BASE_IMAGE}"))
-    manifest = yaml.safe_load((repo / "agent.yaml").read_text())
-    manifest["image"] = {"repository": f"{registry.host}/agents/runtime-agent", "tag": "{git_sha}"}
-    manifest.setdefault("targets", {})["alibaba"] = {"region": "cn-hangzhou"}
-    (repo / "agent.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False))
-    for args in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "new agent"]):
-        succeed(run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=repo))
-
-    credentials = {
-        "ACTK_REGISTRY_USERNAME": registry.username,
-        "ACTK_REGISTRY_PASSWORD": registry.password,
-    }
-    succeed(actk("build", str(repo), "--push", *build_args_for_tests(), env=credentials))
-    state = json.loads((repo / ".actk" / "state.json").read_text())["image"]
-    started = json.loads(
-        succeed(
-            actk("run", state["reference"], "-C", str(repo), "--detach", "--port", "0", "--json")
-        ).stdout
-    )
-    running.append(started["name"])
-    contract.forward_to(started["url"])
+    state = new_pushed_agent(repo, registry, "agents/runtime-agent",
+                             {"alibaba": {"region": "cn-hangzhou"}})
+    contract.forward_to(run_detached(repo, state["reference"], running))
 
     for name in ("POLL_INTERVAL", "ENDPOINT_INTERVAL", "DELETE_INTERVAL"):
         monkeypatch.setattr(deploying, name, 0.05)
@@ -85,22 +45,17 @@ def test_new_build_push_deploy_status_invoke_delete(
     env = {**contract.env, "CI": "true"}
     image = f"{ACR_REPOSITORY}@{state['digest']}"
 
-    def cli_json(*args: str) -> dict[str, Any]:
-        result = runner.invoke(cli, [*args, "-C", str(repo), "--json"], env=env)
-        assert result.exit_code == 0, result.output
-        return json.loads(result.stdout)
-
-    deployed = cli_json("deploy", "alibaba", "--image", image)
+    deployed = cli_json(repo, env, "deploy", "alibaba", "--image", image)
     assert (deployed["action"], deployed["status"]) == ("create", "READY")
     runtime = contract.runtime("runtime-agent")
     assert runtime.spec["containerConfiguration"]["image"] == image
     url = deployed["endpoint"]["url"]  # the endpoint's invocation URL
     assert [e.url for e in runtime.endpoints.values()] == [url]
     assert deployed["invoke_url"] == f"{url}/responses"
-    again = cli_json("deploy", "alibaba", "--image", image)
+    again = cli_json(repo, env, "deploy", "alibaba", "--image", image)
     assert (again["action"], again["changed"]) == ("unchanged", False)
 
-    status = cli_json("status", "alibaba")
+    status = cli_json(repo, env, "status", "alibaba")
     assert status["exists"] and status["status"] == "READY"
     assert [e["url"] for e in status["endpoints"]] == [url]
 
@@ -110,6 +65,6 @@ def test_new_build_push_deploy_status_invoke_delete(
     assert "hello" in answer.stdout
     assert contract.invocations
 
-    deleted = cli_json("delete", "alibaba", "--yes")
+    deleted = cli_json(repo, env, "delete", "alibaba", "--yes")
     assert deleted["deleted"] and deleted["endpoints_deleted"]
     assert contract.violations == []

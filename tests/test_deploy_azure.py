@@ -4,6 +4,8 @@ reach output, --json or errors. (The calls themselves: test_deploy_azure_contrac
 
 from __future__ import annotations
 
+import copy
+import functools
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -11,9 +13,10 @@ from typing import Any
 
 import httpx
 import pytest
-import yaml
 from click.testing import CliRunner
 
+from tests import deploying
+from tests.deploying import RUNTIME, FakeClock, deep_update
 from toolkit.cli import cli
 from toolkit.cloud.foundry import (
     AgentDetails,
@@ -50,13 +53,7 @@ def manifest_data(**azure: Any) -> dict[str, Any]:
         "description": "Answers support questions",
         "metadata": {"team": "support"},
         "image": {"repository": "myreg.azurecr.io/support-agent", "tag": "v1"},
-        "runtime": {
-            "port": 8088,
-            "cpu": "1",
-            "memory": "2Gi",
-            "env": {"LOG_LEVEL": "info"},
-            "secrets": ["OPENAI_API_KEY"],
-        },
+        "runtime": copy.deepcopy(RUNTIME),
         "targets": {"azure": {"project_endpoint": ENDPOINT, **azure}},
     }
 
@@ -65,13 +62,7 @@ def manifest(data: dict[str, Any] | None = None, **azure: Any) -> Manifest:
     return Manifest.model_validate(data or manifest_data(**azure))
 
 
-def write_repo(root: Path, data: dict[str, Any], *, pushed: str | None = PUSHED) -> Path:
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "agent.yaml").write_text(yaml.safe_dump(data))
-    if pushed:
-        (root / ".actk").mkdir(exist_ok=True)
-        (root / ".actk" / "state.json").write_text(json.dumps({"image": {"reference": pushed}}))
-    return root
+write_repo = functools.partial(deploying.write_repo, pushed=PUSHED)
 
 
 @pytest.fixture
@@ -80,15 +71,6 @@ def repo(tmp_path: Path) -> Path:
 
 
 # --- validation: every rule names the field and the fix ---------------------------------------
-
-
-def deep_update(data: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
-    node = data
-    *parents, last = path.split(".")
-    for key in parents:
-        node = node.setdefault(key, {})
-    node[last] = value
-    return data
 
 
 # (path in agent.yaml, value, the field the message names, words of the message and its fix)
@@ -622,21 +604,6 @@ def test_a_403_for_another_preview_opt_in_names_it(sent: str | None, value: str)
 
 
 # --- the bounded wait --------------------------------------------------------------------------
-
-
-class FakeClock:
-    """A :class:`Clock` whose sleep only moves its own time forward."""
-
-    def __init__(self) -> None:
-        self.t = 0.0
-        self.slept: list[float] = []
-
-    def now(self) -> float:
-        return self.t
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.t += seconds
 
 
 def readings(*statuses: str) -> Callable[[], tuple[str, None]]:

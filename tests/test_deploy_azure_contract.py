@@ -10,20 +10,12 @@ to end. Waits run on a fake clock: polling and Retry-After cost no time, and are
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from click.testing import CliRunner
 
-from tests.conftest import REPO
 from tests.foundry_contract import (
     MERGE_PATCH,
     FoundryContract,
@@ -47,44 +39,10 @@ from toolkit.deploy.core import DeployResult, WaitTimeout
 from toolkit.errors import CloudError
 
 GA, PREVIEW = "v1", "2025-11-15-preview"
-EXAMPLE = REPO / "examples" / "echo-agent"
 OTHER = "myreg.azurecr.io/support-agent@sha256:" + "cd" * 32  # a second pushed image
 
 
 # --- fixtures -------------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def echo_agent() -> Iterator[str]:
-    """The example repository's own server (echo model), as the container would run it."""
-    port = free_port()
-    env = {**os.environ, "PORT": str(port), "PYTHONPATH": str(EXAMPLE / "src"),
-           "LOG_LEVEL": "warning"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "echo_agent"], env=env, stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(f"{url}/readiness", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            pytest.fail(f"the example agent did not start: {process.stderr.read().decode()}")
-        time.sleep(0.1)
-    yield url
-    process.terminate()
-    process.wait(timeout=30)
 
 
 def make_repo(root: Path, contract: FoundryContract, **azure: Any) -> Path:

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import BASE_IMAGE, actk, build_args_for_tests, run
+from tests.conftest import BASE_IMAGE, actk, build_args_for_tests, run, succeed
 from tests.images import interrupt, start_actk
 
 pytestmark = pytest.mark.docker
@@ -27,11 +27,6 @@ def port_is_free(port: int) -> bool:
         except OSError:
             return False
         return True
-
-
-def succeed(done: Any) -> Any:
-    assert done.returncode == 0, f"exit {done.returncode}\n{done.stdout}\n{done.stderr}"
-    return done
 
 
 @pytest.mark.parametrize("builder", ["buildkit", "api"])

@@ -19,14 +19,9 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import BASE_IMAGE, actk, build_args_for_tests, run
+from tests.conftest import BASE_IMAGE, actk, build_args_for_tests, commit_all, run, succeed
 
 pytestmark = pytest.mark.docker
-
-
-def succeed(done: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
-    assert done.returncode == 0, f"exit {done.returncode}\n{done.stdout}\n{done.stderr}"
-    return done
 
 
 def assert_no_secret(done: subprocess.CompletedProcess[str], secrets: Iterable[str]) -> None:
@@ -56,8 +51,7 @@ def repo(tmp_path_factory: pytest.TempPathFactory, docker_engine: Any) -> Path:
     """A fresh agent repository, committed, so its tags carry the git sha."""
     path = tmp_path_factory.mktemp("push") / "push-agent"
     succeed(actk("new", str(path), "--defaults", "--data", f"base_image={BASE_IMAGE}"))
-    for args in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "new agent"]):
-        succeed(run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=path))
+    commit_all(path)
     return path
 
 

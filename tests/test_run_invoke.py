@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from tests import images
-from tests.conftest import actk, run
+from tests.conftest import actk, free_port, run
 from toolkit.container import RunSpec, container_environment
 from toolkit.invoke import parse_inputs, parse_sse, responses_url
 from toolkit.run_command import parse_env
@@ -77,7 +77,7 @@ def test_invoke_input_without_equals_is_a_usage_error():
 
 
 def test_invoke_against_a_refused_port_says_to_start_the_agent(tmp_path: Path):
-    port = images.free_port()
+    port = free_port()
     result = actk("invoke", "hi", "--url", f"http://127.0.0.1:{port}")
     assert result.returncode == 7
     assert f"nothing answers at http://127.0.0.1:{port}/responses (connection refused)" in (
@@ -216,7 +216,7 @@ def agent_dir(
     shutil.copytree(repo, directory)
     manifest = yaml.safe_load((directory / "agent.yaml").read_text())
     manifest["image"]["repository"] = images.repository(agent_image)
-    manifest["runtime"]["port"] = images.free_port()
+    manifest["runtime"]["port"] = free_port()
     manifest["runtime"]["secrets"] = ["ACTK_TEST_SECRET", "ACTK_TEST_ABSENT"]
     (directory / "agent.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False))
     return directory

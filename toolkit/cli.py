@@ -481,27 +481,15 @@ def invoke(
             click.echo(delta, nl=False)
             printed.append(delta)
 
-    if target == "azure":
-        import os
-
-        from toolkit.deploy.azure import invoke_azure
-
-        result = invoke_azure(
-            directory,
-            text,
-            env=os.environ,
-            stream=not no_stream,
-            structured_inputs=invoking.parse_inputs(inputs),
-            model=model,
-            timeout=timeout,
-            on_delta=show,
-        )
-    elif target == "alibaba":
+    if remote:
         import os
 
         from toolkit.deploy.alibaba import invoke_alibaba
+        from toolkit.deploy.azure import invoke_azure
 
-        result = invoke_alibaba(
+        # invoke_alibaba reads ACTK_ALIBABA_AGENTRUN_ENDPOINT from env itself.
+        invoke_remote = invoke_azure if target == "azure" else invoke_alibaba
+        result = invoke_remote(
             directory,
             text,
             env=os.environ,
@@ -510,7 +498,6 @@ def invoke(
             model=model,
             timeout=timeout,
             on_delta=show,
-            endpoint=os.environ.get("ACTK_ALIBABA_AGENTRUN_ENDPOINT") or None,
         )
     else:
         assert url is not None

@@ -51,7 +51,6 @@ import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -81,16 +80,27 @@ from toolkit.cloud.agentrun import (
 )
 from toolkit.cloud.alibaba import AlibabaAPIError
 from toolkit.deploy.core import (
+    DIGEST_REFERENCE,
     SYSTEM_CLOCK,
     Clock,
+    DeployOptions,
     DeployResult,
     Plan,
     PlannedRequest,
+    Problem,
+    invoke_failures,
+    missing_secrets,
     poll,
+    read_answer,
+    read_environment,
     redact_values,
-    run,
+    resolve_image,
+    responses_body,
+    run_and_close,
+    secret_values,
+    utc_now,
 )
-from toolkit.errors import CloudError, InvokeError, ManifestError, UsageError
+from toolkit.errors import CloudError, InvokeError, ManifestError
 from toolkit.manifest import ALIBABA_RUNTIME_NAME
 from toolkit.redact import REDACTED, redact
 
@@ -113,7 +123,6 @@ CPU_MIN, CPU_MAX, CPU_STEP = Decimal("0.05"), Decimal("16"), Decimal("0.05")
 MEMORY_STEP = 64
 MEMORY_MIN, MEMORY_MAX = 128, 32768
 MEMORY = re.compile(r"^(?P<amount>\d+(?:\.\d+)?)\s*(?P<unit>Mi|M|MB|MiB|Gi|G|GB|GiB)?$")
-DIGEST_REFERENCE = re.compile(r"@sha256:[0-9a-f]{64}$")
 REGISTRY_TYPES = {"personal": "ACR", "enterprise": "ACREE"}
 EDITION_NAMES = {"personal": "personal edition (ACR)", "enterprise": "enterprise edition (ACREE)"}
 LATEST = "LATEST"
@@ -124,27 +133,13 @@ DESCRIPTION_LIMIT = 256
 
 
 @dataclass
-class AlibabaOptions:
-    image: str | None = None  # --image: deploy this reference instead of the pushed digest
-    dry_run: bool = False
-    wait: bool = True
+class AlibabaOptions(DeployOptions):
     timeout: float = DEFAULT_TIMEOUT
     publish: bool | None = None  # --publish/--no-publish; None: targets.alibaba.publish
     endpoint: str | None = None  # the control plane; the CLI passes ACTK_ALIBABA_AGENTRUN_ENDPOINT
 
 
 # --- validation -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One reason AgentRun would refuse the request: the field, what is wrong, the fix."""
-
-    field: str
-    message: str
-
-    def line(self) -> str:
-        return f"agent.yaml: {self.field}: {self.message}"
 
 
 def parse_cores(value: str) -> Decimal | None:
@@ -545,67 +540,7 @@ def fingerprint(body: Mapping[str, Any]) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
 
 
-# --- image and environment --------------------------------------------------------------------
-
-
-def resolve_image(
-    repo: Path, manifest: Manifest, override: str | None
-) -> tuple[str, str, str | None, list[str]]:
-    """(image reference, where it came from, its recorded platform, warnings): --image, else
-    the digest `actk push` recorded, else image.repository:tag (a tag can move, so that
-    warns)."""
-    from toolkit.state import read_state
-    from toolkit.tags import split_reference
-
-    if override:
-        pinned = DIGEST_REFERENCE.search(override) is not None
-        warnings = [] if pinned else [
-            f"--image {override} is not pinned by digest: the runtime runs whatever the tag "
-            "points to when AgentRun pulls it"
-        ]
-        return override, "--image", None, warnings
-    recorded = read_state(repo).get("image") or {}
-    recorded = recorded if isinstance(recorded, dict) else {}
-    reference = recorded.get("reference")
-    wanted = manifest.image.repository
-    if isinstance(reference, str) and "@sha256:" in reference:
-        pushed = reference.split("@", 1)[0]
-        if wanted is None or split_reference(wanted)[0] == pushed:
-            platform = recorded.get("platform")
-            return (reference, ".actk/state.json (actk push)",
-                    platform if isinstance(platform, str) else None, [])
-        stale = [
-            f"the last push was {pushed}, but image.repository is {wanted}: deploying the tag "
-            "instead; run `actk push` to pin a digest"
-        ]
-    else:
-        stale = [
-            "no pushed digest is recorded in .actk/state.json: deploying a tag, which can move; "
-            "run `actk push` first to pin the digest"
-        ]
-    return _tagged(repo, manifest), "image.repository:tag", None, stale
-
-
-def _tagged(repo: Path, manifest: Manifest) -> str:
-    from toolkit.build import planned_tags
-    from toolkit.console import Console
-
-    return planned_tags(repo, manifest, [], Console(as_json=True), latest=False)[0]
-
-
-def read_environment(
-    manifest: Manifest, env: Mapping[str, str]
-) -> tuple[dict[str, str], list[str]]:
-    """(runtime.env plus each runtime.secrets value from ``env``, the secrets that are unset)."""
-    values = dict(manifest.runtime.env)
-    missing = []
-    for name in manifest.runtime.secrets:
-        value = env.get(name)
-        if value:
-            values[name] = value
-        else:
-            missing.append(name)
-    return values, missing
+# --- redaction --------------------------------------------------------------------------------
 
 
 def redact_json(value: Any, secrets: list[str]) -> Any:
@@ -673,10 +608,6 @@ def _client(
     )
 
 
-def _now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 # --- the deploy -------------------------------------------------------------------------------
 
 
@@ -708,7 +639,7 @@ class AlibabaDeploy:
         manifest, target, options = self.manifest, self.target, self.options
         self.runtime_name = target.runtime_name or manifest.name
         self.image, self.image_source, platform, self.warnings = resolve_image(
-            self.repo, manifest, options.image
+            self.repo, manifest, options.image, puller="AgentRun", runs="the runtime"
         )
         image_field = "--image" if options.image else "image.repository"
         problems, warnings = validate(
@@ -721,17 +652,12 @@ class AlibabaDeploy:
             self.arms_key = self.env.get(target.arms.license_key_env) or None
             if self.arms_key is None:
                 missing.append(target.arms.license_key_env)
-        if missing and not options.dry_run:
-            names = ", ".join(missing)
-            raise UsageError(
-                f"{names} {'is' if len(missing) == 1 else 'are'} not set in your environment "
-                "(runtime.secrets / targets.alibaba.arms.license_key_env)",
-                hint=f"export {missing[0]}=... (in CI, from the secret store), or remove it from "
-                "agent.yaml",
-            )
+        self.warnings += missing_secrets(
+            missing, dry_run=options.dry_run,
+            suffix=" (runtime.secrets / targets.alibaba.arms.license_key_env)",
+            remove="agent.yaml",
+        )
         for name in missing:
-            self.warnings.append(f"secret {name} is not set in your environment; a real deploy "
-                                 "would stop here")
             if name in manifest.runtime.secrets:
                 self.environment[name] = REDACTED
             else:
@@ -759,11 +685,7 @@ class AlibabaDeploy:
 
     @property
     def secret_values(self) -> list[str]:
-        values = [
-            self.environment[name]
-            for name in self.secret_names
-            if self.environment.get(name) not in (None, REDACTED)
-        ]
+        values = secret_values(self.environment, self.secret_names)
         if self.arms_key and self.arms_key != REDACTED:
             values.append(self.arms_key)
         return values
@@ -1143,7 +1065,7 @@ class AlibabaDeploy:
                 "published_version": result.details.get("published_version"),
                 "endpoint_url": endpoint.get("url"),
                 "invoke_url": result.details.get("invoke_url"),
-                "deployed_at": _now(),
+                "deployed_at": utc_now(),
             },
         )
 
@@ -1169,17 +1091,7 @@ def deploy_alibaba(
     repo, manifest, target = load_target(directory)
     deployment = AlibabaDeploy(repo, manifest, target, options, env, console, clock, on_call,
                                transport)
-    try:
-        return run(
-            deployment,
-            console,
-            dry_run=options.dry_run,
-            wait=options.wait,
-            timeout=options.timeout,
-            clock=clock,
-        )
-    finally:
-        deployment.close()
+    return run_and_close(deployment, console, options, clock)
 
 
 # --- status and delete ------------------------------------------------------------------------
@@ -1333,7 +1245,7 @@ def delete_alibaba(
                                  hint="fix the cause, then run `actk delete alibaba` again")
     recorded = read_state(repo).get(TARGET) or {}
     if recorded.get("runtime_name") == name:
-        write_section(repo, TARGET, {**recorded, "status": "deleted", "deleted_at": _now()})
+        write_section(repo, TARGET, {**recorded, "status": "deleted", "deleted_at": utc_now()})
     return report
 
 
@@ -1420,24 +1332,12 @@ def invoke_alibaba(
     appear in output or errors."""
     import httpx
 
-    from toolkit.invoke import (
-        InvokeResult,
-        closing_unless_interrupted,
-        from_response,
-        parse_sse,
-        read_stream,
-        responses_url,
-    )
+    from toolkit.invoke import InvokeResult, closing_unless_interrupted, responses_url
 
     base = invoke_url(directory, env, endpoint=endpoint, clock=clock, transport=transport)
     url = responses_url(base)
     secrets = [value for value in (headers or {}).values() if value]
-    body: dict[str, Any] = {"input": text, "stream": stream}
-    if model:
-        body["model"] = model
-    if structured_inputs:
-        body["structured_inputs"] = dict(structured_inputs)
-    result = InvokeResult(url=url)
+    body = responses_body(text, stream=stream, model=model, structured_inputs=structured_inputs)
     request_headers = {"content-type": "application/json",
                        "accept": "text/event-stream" if stream else "application/json",
                        **dict(headers or {})}
@@ -1447,38 +1347,26 @@ def invoke_alibaba(
         transport=transport,
         trust_env=host not in ("127.0.0.1", "localhost", "::1"),
     )
-    try:
-        with closing_unless_interrupted(client) as http:
-            request = http.build_request("POST", url, headers=request_headers,
-                                         content=json.dumps(body).encode())
-            with closing_unless_interrupted(http.send(request, stream=True)) as answer:
-                if answer.status_code >= 400:
-                    answer.read()
-                    raise _invoke_error(answer, secrets)
-                kind = answer.headers.get("content-type", "")
-                if not stream or not kind.startswith("text/event-stream"):
-                    answer.read()
-                    try:
-                        payload = answer.json()
-                    except ValueError:
-                        raise InvokeError(
-                            f"{url} answered with a body that is not JSON: "
-                            f"{redact(answer.text[:200], secrets)!r}",
-                            hint=INVOKE_HINTS[404],
-                        ) from None
-                    return from_response(result, payload)
-                return read_stream(result, parse_sse(answer.iter_lines()), on_delta)
-    except httpx.TimeoutException:
-        raise InvokeError(
-            f"no answer from {url} within {timeout:g} s",
-            hint="a cold start can take a minute: retry, or raise --timeout",
-        ) from None
-    except httpx.HTTPError as exc:
-        raise InvokeError(
-            f"request to {url} failed: {redact(str(exc), secrets)}",
-            hint="check your network (HTTPS_PROXY); a PRIVATE runtime's endpoint answers only "
-            "inside its VPC",
-        ) from None
+    def hide(text: str) -> str:
+        return redact(text, secrets)
+
+    with invoke_failures(
+        url, timeout, who=url, hide=hide,
+        network_hint="check your network (HTTPS_PROXY); a PRIVATE runtime's endpoint answers "
+        "only inside its VPC",
+    ), closing_unless_interrupted(client) as http:
+        request = http.build_request("POST", url, headers=request_headers,
+                                     content=json.dumps(body).encode())
+        with closing_unless_interrupted(http.send(request, stream=True)) as answer:
+            return read_answer(
+                answer,
+                InvokeResult(url=url),
+                stream=stream,
+                on_delta=on_delta,
+                error=lambda failed: _invoke_error(failed, secrets),
+                not_json_hint=INVOKE_HINTS[404],
+                hide=hide,
+            )
 
 
 def _invoke_error(answer: httpx.Response, secrets: list[str]) -> InvokeError:

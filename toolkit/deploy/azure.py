@@ -62,16 +62,27 @@ from toolkit.cloud.foundry import (
     status_hint,
 )
 from toolkit.deploy.core import (
+    DIGEST_REFERENCE,
     SYSTEM_CLOCK,
     Clock,
+    DeployOptions,
     DeployResult,
     Plan,
     PlannedRequest,
+    Problem,
+    invoke_failures,
+    missing_secrets,
     poll,
+    read_answer,
+    read_environment,
     redact_values,
-    run,
+    resolve_image,
+    responses_body,
+    run_and_close,
+    secret_values,
+    utc_now,
 )
-from toolkit.errors import CloudError, InvokeError, ManifestError, UsageError
+from toolkit.errors import CloudError, InvokeError, ManifestError
 from toolkit.manifest import (
     AZURE_AGENT_NAME,
     METADATA_MAX_KEY,
@@ -103,7 +114,6 @@ CPU_STEP, CPU_MAX = Decimal("0.25"), Decimal("2")
 MEMORY = re.compile(r"^(?P<amount>\d+(?:\.\d+)?)Gi$")
 SEMVER = re.compile(r"^\d+\.\d+\.\d+$")
 PREVIEW_PROTOCOL = re.compile(r"^v\d+(?:\.\d+){0,2}$")
-DIGEST_REFERENCE = re.compile(r"@sha256:[0-9a-f]{64}$")
 ENDPOINT_EXAMPLE = "https://<resource>.services.ai.azure.com/api/projects/<project>"
 
 
@@ -111,26 +121,12 @@ ENDPOINT_EXAMPLE = "https://<resource>.services.ai.azure.com/api/projects/<proje
 
 
 @dataclass
-class AzureOptions:
-    image: str | None = None  # --image: deploy this reference instead of the pushed digest
-    dry_run: bool = False
-    wait: bool = True
+class AzureOptions(DeployOptions):
     timeout: float = DEFAULT_TIMEOUT
     features: str | None = None  # --features: the Foundry-Features header value
 
 
 # --- validation -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One reason the service would refuse the request: the field, what is wrong, the fix."""
-
-    field: str
-    message: str
-
-    def line(self) -> str:
-        return f"agent.yaml: {self.field}: {self.message}"
 
 
 def sizes() -> list[tuple[Decimal, Decimal]]:
@@ -330,62 +326,6 @@ def check(manifest: Manifest, target: AzureTarget, *, image: str, image_field: s
 # --- the desired version ----------------------------------------------------------------------
 
 
-def resolve_image(
-    repo: Path, manifest: Manifest, override: str | None
-) -> tuple[str, str, list[str]]:
-    """(image reference, where it came from, warnings): --image, else the digest `actk push`
-    recorded, else image.repository:tag (a tag can move, so that warns)."""
-    from toolkit.state import read_state
-    from toolkit.tags import split_reference
-
-    if override:
-        pinned = DIGEST_REFERENCE.search(override) is not None
-        warnings = [] if pinned else [
-            f"--image {override} is not pinned by digest: the version runs whatever the tag "
-            "points to when Foundry pulls it"
-        ]
-        return override, "--image", warnings
-    recorded = read_state(repo).get("image") or {}
-    reference = recorded.get("reference") if isinstance(recorded, dict) else None
-    wanted = manifest.image.repository
-    if isinstance(reference, str) and "@sha256:" in reference:
-        pushed = reference.split("@", 1)[0]
-        if wanted is None or split_reference(wanted)[0] == pushed:
-            return reference, ".actk/state.json (actk push)", []
-        stale = [
-            f"the last push was {pushed}, but image.repository is {wanted}: deploying the tag "
-            "instead; run `actk push` to pin a digest"
-        ]
-    else:
-        stale = [
-            "no pushed digest is recorded in .actk/state.json: deploying a tag, which can move; "
-            "run `actk push` first to pin the digest"
-        ]
-    return _tagged(repo, manifest), "image.repository:tag", stale
-
-
-def _tagged(repo: Path, manifest: Manifest) -> str:
-    from toolkit.build import planned_tags
-    from toolkit.console import Console
-
-    return planned_tags(repo, manifest, [], Console(as_json=True), latest=False)[0]
-
-
-def read_environment(
-    manifest: Manifest, env: Mapping[str, str]
-) -> tuple[dict[str, str], list[str]]:
-    """(runtime.env plus each runtime.secrets value from ``env``, the secrets that are unset)."""
-    values = dict(manifest.runtime.env)
-    missing = []
-    for name in manifest.runtime.secrets:
-        value = env.get(name)
-        if value:
-            values[name] = value
-        else:
-            missing.append(name)
-    return values, missing
-
-
 def build_definition(
     api: str,
     *,
@@ -552,8 +492,8 @@ class AzureDeploy:
         self.clock = self.clock or SYSTEM_CLOCK
         manifest, target, options = self.manifest, self.target, self.options
         self.agent = target.agent_name or manifest.name
-        self.image, self.image_source, self.warnings = resolve_image(
-            self.repo, manifest, options.image
+        self.image, self.image_source, _, self.warnings = resolve_image(
+            self.repo, manifest, options.image, puller="Foundry", runs="the version"
         )
         check(
             manifest,
@@ -562,17 +502,10 @@ class AzureDeploy:
             image_field="--image" if options.image else "image.repository",
         )
         self.environment, missing = read_environment(manifest, self.env)
-        if missing and not options.dry_run:
-            names = ", ".join(missing)
-            raise UsageError(
-                f"runtime.secrets: {names} {'is' if len(missing) == 1 else 'are'} not set in "
-                "your environment",
-                hint=f"export {missing[0]}=... (in CI, from the secret store), or remove it from "
-                "runtime.secrets in agent.yaml",
-            )
+        self.warnings += missing_secrets(missing, dry_run=options.dry_run,
+                                         prefix="runtime.secrets: ",
+                                         remove="runtime.secrets in agent.yaml")
         for name in missing:
-            self.warnings.append(f"secret {name} is not set in your environment; a real deploy "
-                                 "would stop here")
             self.environment[name] = REDACTED
         if manifest.runtime.port != PROBE_PORT:
             self.warnings.append(
@@ -610,11 +543,7 @@ class AzureDeploy:
 
     @property
     def secret_values(self) -> list[str]:
-        return [
-            self.environment[name]
-            for name in self.secret_names
-            if self.environment.get(name) not in (None, REDACTED)
-        ]
+        return secret_values(self.environment, self.secret_names)
 
     @property
     def client(self) -> FoundryClient:
@@ -986,7 +915,7 @@ class AzureDeploy:
                 "image": self.image,
                 "responses_url": result.endpoint,
                 "traffic_version": (result.details.get("traffic") or {}).get("version"),
-                "deployed_at": _now(),
+                "deployed_at": utc_now(),
             },
         )
 
@@ -997,10 +926,6 @@ def _operation_reason(operation: Operation) -> str | None:
     from toolkit.cloud.foundry import error_text
 
     return error_text(operation.error) or None
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def deploy_azure(
@@ -1016,17 +941,7 @@ def deploy_azure(
     clock = clock or SYSTEM_CLOCK
     repo, manifest, target = load_target(directory)
     deployment = AzureDeploy(repo, manifest, target, options, env, console, clock, on_call)
-    try:
-        return run(
-            deployment,
-            console,
-            dry_run=options.dry_run,
-            wait=options.wait,
-            timeout=options.timeout,
-            clock=clock,
-        )
-    finally:
-        deployment.close()
+    return run_and_close(deployment, console, options, clock)
 
 
 # --- status and delete ------------------------------------------------------------------------
@@ -1118,7 +1033,7 @@ def delete_azure(
     recorded = read_state(repo).get(TARGET) or {}
     if recorded.get("agent_name") == agent and (version is None or recorded.get("version") ==
                                                 version):
-        write_section(repo, TARGET, {**recorded, "status": "deleted", "deleted_at": _now()})
+        write_section(repo, TARGET, {**recorded, "status": "deleted", "deleted_at": utc_now()})
     return {
         "target": TARGET,
         "agent": agent,
@@ -1180,20 +1095,14 @@ def invoke_azure(
     """One Responses request through the agent's Foundry endpoint: GA
     ``agents/{name}/endpoint/protocols/openai/responses``; the preview's ``openai/responses``
     with an ``agent`` reference in the body."""
-    import httpx
-
-    from toolkit.invoke import InvokeResult, from_response, parse_sse, read_stream
+    from toolkit.invoke import InvokeResult
     from toolkit.state import read_state
 
     clock = clock or SYSTEM_CLOCK
     repo, manifest, target = load_target(directory)
     _require_endpoint(target)
     agent = target.agent_name or manifest.name
-    body: dict[str, Any] = {"input": text, "stream": stream}
-    if model:
-        body["model"] = model
-    if structured_inputs:
-        body["structured_inputs"] = dict(structured_inputs)
+    body = responses_body(text, stream=stream, model=model, structured_inputs=structured_inputs)
     if target.api == PREVIEW_API:
         reference: dict[str, Any] = {"type": "agent_reference", "name": agent}
         recorded = read_state(repo).get(TARGET) or {}
@@ -1203,35 +1112,18 @@ def invoke_azure(
     with _client(target, env, features=features, secrets=[], clock=clock,
                  timeout=timeout) as client:
         url = client.responses_url(agent)
-        result = InvokeResult(url=url)
-        try:
-            with client.open_stream(url, body, timeout) as answer:
-                if answer.status_code >= 400:
-                    answer.read()
-                    raise _invoke_error(client, answer, url)
-                kind = answer.headers.get("content-type", "")
-                if not stream or not kind.startswith("text/event-stream"):
-                    answer.read()
-                    try:
-                        payload = answer.json()
-                    except ValueError:
-                        raise InvokeError(
-                            f"{url} answered with a body that is not JSON: "
-                            f"{answer.text[:200]!r}",
-                            hint=INVOKE_HINTS[404],
-                        ) from None
-                    return from_response(result, payload)
-                return read_stream(result, parse_sse(answer.iter_lines()), on_delta)
-        except httpx.TimeoutException:
-            raise InvokeError(
-                f"no answer from {agent} within {timeout:g} s",
-                hint="a cold start can take a minute: retry, or raise --timeout",
-            ) from None
-        except httpx.HTTPError as exc:
-            raise InvokeError(
-                f"request to {url} failed: {client.http.redact(str(exc))}",
-                hint="check targets.azure.project_endpoint and your network (HTTPS_PROXY)",
-            ) from None
+        with invoke_failures(
+            url, timeout, who=agent, hide=client.http.redact,
+            network_hint="check targets.azure.project_endpoint and your network (HTTPS_PROXY)",
+        ), client.open_stream(url, body, timeout) as answer:
+            return read_answer(
+                answer,
+                InvokeResult(url=url),
+                stream=stream,
+                on_delta=on_delta,
+                error=lambda failed: _invoke_error(client, failed, url),
+                not_json_hint=INVOKE_HINTS[404],
+            )
 
 
 def _invoke_error(client: FoundryClient, answer: Any, url: str) -> InvokeError:

@@ -14,13 +14,20 @@ A target fills in what its cloud needs and nothing else:
 
 :func:`run` drives them in that order; :func:`poll` is the one bounded wait loop every target
 uses (with "two consecutive terminal readings" when a cloud's status can flap).
+
+What every target reads and answers the same way is here too: the image to deploy
+(:func:`resolve_image`), runtime.env and the secrets' values (:func:`read_environment`,
+:func:`missing_secrets`), and `actk invoke` through an endpoint (:func:`responses_body`,
+:func:`read_answer`, :func:`invoke_failures`).
 """
 
 from __future__ import annotations
 
 import json
+import re
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
@@ -30,8 +37,12 @@ from toolkit.redact import REDACTED, redact
 
 if TYPE_CHECKING:
     from toolkit.console import Console
+    from toolkit.invoke import InvokeResult
+    from toolkit.manifest import Manifest
 
 Reading = TypeVar("Reading")
+
+DIGEST_REFERENCE = re.compile(r"@sha256:[0-9a-f]{64}$")
 
 
 @dataclass(frozen=True)
@@ -43,6 +54,27 @@ class Clock:
 
 
 SYSTEM_CLOCK = Clock()
+
+
+@dataclass
+class DeployOptions:
+    """What `actk deploy <target>` takes for every target; a target's options add its own."""
+
+    image: str | None = None  # --image: deploy this reference instead of the pushed digest
+    dry_run: bool = False
+    wait: bool = True
+    timeout: float = 600.0
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One reason the cloud would refuse the request: the field, what is wrong, the fix."""
+
+    field: str
+    message: str
+
+    def line(self) -> str:
+        return f"agent.yaml: {self.field}: {self.message}"
 
 
 @dataclass(frozen=True)
@@ -254,3 +286,187 @@ def redact_values(mapping: Mapping[str, str], secret_names: Sequence[str]) -> di
     """``mapping`` with the values of ``secret_names`` replaced by ``[REDACTED]``."""
     hidden = set(secret_names)
     return {key: REDACTED if key in hidden else value for key, value in mapping.items()}
+
+
+# --- what every target reads before it plans --------------------------------------------------
+
+
+def utc_now() -> str:
+    """The time a state section records (``deployed_at``, ``deleted_at``)."""
+    from datetime import datetime, timezone
+
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def read_environment(
+    manifest: Manifest, env: Mapping[str, str]
+) -> tuple[dict[str, str], list[str]]:
+    """(runtime.env plus each runtime.secrets value from ``env``, the secrets that are unset)."""
+    values = dict(manifest.runtime.env)
+    missing = []
+    for name in manifest.runtime.secrets:
+        value = env.get(name)
+        if value:
+            values[name] = value
+        else:
+            missing.append(name)
+    return values, missing
+
+
+def missing_secrets(missing: Sequence[str], *, dry_run: bool, prefix: str = "",
+                    suffix: str = "", remove: str) -> list[str]:
+    """The warnings a --dry-run gives for unset secrets; a real deploy raises UsageError.
+    ``prefix`` and ``suffix`` place the names, ``remove`` says where else they can go from."""
+    from toolkit.errors import UsageError
+
+    if missing and not dry_run:
+        names = ", ".join(missing)
+        raise UsageError(
+            f"{prefix}{names} {'is' if len(missing) == 1 else 'are'} not set in your "
+            f"environment{suffix}",
+            hint=f"export {missing[0]}=... (in CI, from the secret store), or remove it from "
+            f"{remove}",
+        )
+    return [f"secret {name} is not set in your environment; a real deploy would stop here"
+            for name in missing]
+
+
+def secret_values(environment: Mapping[str, str], names: Sequence[str]) -> list[str]:
+    """The values of the secrets ``names`` that are set (not the dry run's placeholder)."""
+    return [
+        environment[name] for name in names if environment.get(name) not in (None, REDACTED)
+    ]
+
+
+def resolve_image(
+    repo: Path, manifest: Manifest, override: str | None, *, puller: str, runs: str
+) -> tuple[str, str, str | None, list[str]]:
+    """(image reference, where it came from, its recorded platform, warnings): --image, else
+    the digest `actk push` recorded, else image.repository:tag (a tag can move, so that
+    warns). ``puller`` is the cloud that pulls it, ``runs`` what runs it ("the version")."""
+    from toolkit.state import read_state
+    from toolkit.tags import split_reference
+
+    if override:
+        pinned = DIGEST_REFERENCE.search(override) is not None
+        warnings = [] if pinned else [
+            f"--image {override} is not pinned by digest: {runs} runs whatever the tag "
+            f"points to when {puller} pulls it"
+        ]
+        return override, "--image", None, warnings
+    recorded = read_state(repo).get("image") or {}
+    recorded = recorded if isinstance(recorded, dict) else {}
+    reference = recorded.get("reference")
+    wanted = manifest.image.repository
+    if isinstance(reference, str) and "@sha256:" in reference:
+        pushed = reference.split("@", 1)[0]
+        if wanted is None or split_reference(wanted)[0] == pushed:
+            platform = recorded.get("platform")
+            return (reference, ".actk/state.json (actk push)",
+                    platform if isinstance(platform, str) else None, [])
+        stale = [
+            f"the last push was {pushed}, but image.repository is {wanted}: deploying the tag "
+            "instead; run `actk push` to pin a digest"
+        ]
+    else:
+        stale = [
+            "no pushed digest is recorded in .actk/state.json: deploying a tag, which can move; "
+            "run `actk push` first to pin the digest"
+        ]
+    return _tagged(repo, manifest), "image.repository:tag", None, stale
+
+
+def _tagged(repo: Path, manifest: Manifest) -> str:
+    from toolkit.build import planned_tags
+    from toolkit.console import Console
+
+    return planned_tags(repo, manifest, [], Console(as_json=True), latest=False)[0]
+
+
+# --- the glue every target's command shares ---------------------------------------------------
+
+
+class Deployment(Target, Protocol):
+    def close(self) -> None: ...
+
+
+def run_and_close(deployment: Deployment, console: Console, options: DeployOptions, clock: Clock
+                  ) -> DeployResult:
+    """:func:`run` with the options of `actk deploy <target>`; the target's client is closed
+    whatever happens."""
+    try:
+        return run(
+            deployment,
+            console,
+            dry_run=options.dry_run,
+            wait=options.wait,
+            timeout=options.timeout,
+            clock=clock,
+        )
+    finally:
+        deployment.close()
+
+
+def responses_body(text: str, *, stream: bool, model: str | None,
+                   structured_inputs: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The Responses request `actk invoke` sends to a deployed agent."""
+    body: dict[str, Any] = {"input": text, "stream": stream}
+    if model:
+        body["model"] = model
+    if structured_inputs:
+        body["structured_inputs"] = dict(structured_inputs)
+    return body
+
+
+def read_answer(
+    answer: Any,
+    result: InvokeResult,
+    *,
+    stream: bool,
+    on_delta: Callable[[str], None] | None,
+    error: Callable[[Any], Exception],
+    not_json_hint: str,
+    hide: Callable[[str], str] = str,
+) -> InvokeResult:
+    """An agent's (streamed) httpx answer read into ``result``: an error status raises
+    ``error(answer)``; SSE is read event by event, anything else as one JSON response.
+    ``hide`` removes secrets from the text an error quotes."""
+    from toolkit.errors import InvokeError
+    from toolkit.invoke import from_response, parse_sse, read_stream
+
+    if answer.status_code >= 400:
+        answer.read()
+        raise error(answer)
+    kind = answer.headers.get("content-type", "")
+    if not stream or not kind.startswith("text/event-stream"):
+        answer.read()
+        try:
+            payload = answer.json()
+        except ValueError:
+            raise InvokeError(
+                f"{result.url} answered with a body that is not JSON: "
+                f"{hide(answer.text[:200])!r}",
+                hint=not_json_hint,
+            ) from None
+        return from_response(result, payload)
+    return read_stream(result, parse_sse(answer.iter_lines()), on_delta)
+
+
+@contextmanager
+def invoke_failures(url: str, timeout: float, *, who: str, network_hint: str,
+                    hide: Callable[[str], str] = str) -> Iterator[None]:
+    """httpx's timeouts and transport errors as InvokeErrors with a hint."""
+    import httpx
+
+    from toolkit.errors import InvokeError
+
+    try:
+        yield
+    except httpx.TimeoutException:
+        raise InvokeError(
+            f"no answer from {who} within {timeout:g} s",
+            hint="a cold start can take a minute: retry, or raise --timeout",
+        ) from None
+    except httpx.HTTPError as exc:
+        raise InvokeError(f"request to {url} failed: {hide(str(exc))}",
+                          hint=network_hint) from None
