@@ -173,3 +173,12 @@ def test_signature_like_query_values_are_redacted_from_any_text() -> None:
 def test_a_policy_needs_at_least_one_attempt() -> None:
     with pytest.raises(ValueError):
         RetryPolicy(attempts=0)
+
+
+def test_a_streamed_call_is_retried_on_throttling_and_left_unread() -> None:
+    http, slept, _ = client([(429, {"retry-after": "2"}), 200])
+    response = http.request("POST", "/stream", stream=True)
+    assert response.status_code == 200 and slept == [2.0]
+    assert not response.is_stream_consumed
+    assert response.read()
+    response.close()

@@ -763,38 +763,23 @@ class FoundryClient:
     def open_stream(
         self, url: str, body: dict[str, Any], timeout: float
     ) -> Iterator[httpx.Response]:
-        """A streamed POST (the answer is read as it arrives). Throttling answers (429, 503)
-        are retried after the service's delay, as CloudHttp does for the other calls: nothing
-        was generated yet. CloudHttp has no streaming call, so this uses its client (and so its
-        transport, proxies and call log)."""
+        """A streamed POST (the answer is read as it arrives); CloudHttp's retry rules apply
+        to the status line: throttling (429, 503) is retried, as nothing was generated yet."""
         import httpx
 
-        client = self.http._client
         headers = {**self.headers(token=self.token(), body=True), "Accept": "text/event-stream"}
-        content = json.dumps(body).encode()
-        timeouts = httpx.Timeout(timeout, connect=10)
-        delay = self.http.policy.backoff
-        for attempt in range(1, self.http.policy.attempts + 1):
-            started = time.monotonic()
-            request = client.build_request(
-                "POST", url, headers=headers, content=content, timeout=timeouts
-            )
-            response = client.send(request, stream=True)
-            self.http._log("POST", url, str(response.status_code), started)
-            asked = retry_after(response)
-            if (
-                response.status_code not in (429, 503)
-                or attempt == self.http.policy.attempts
-                or (asked is not None and asked > self.http.policy.max_retry_after)
-            ):
-                try:
-                    yield response
-                finally:
-                    response.close()
-                return
+        response = self.http.request(
+            "POST",
+            url,
+            headers=headers,
+            content=json.dumps(body).encode(),
+            timeout=httpx.Timeout(timeout, connect=10),
+            stream=True,
+        )
+        try:
+            yield response
+        finally:
             response.close()
-            self._sleep(asked if asked is not None else delay)
-            delay = min(delay * 2, self.http.policy.max_backoff)
 
 
 def _segment(value: str) -> str:

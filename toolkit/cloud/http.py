@@ -168,11 +168,14 @@ class CloudHttp:
         *,
         idempotent: bool | None = None,
         label: str | None = None,
+        stream: bool = False,
         **kwargs: Any,
     ) -> httpx.Response:
         """Send with retries; the last response is returned whatever its status, and
         ``attempts_made(response)`` says how many sends it took. ``label`` names the call in
-        retry notices and to ``unreachable`` (default: the method and the safe URL)."""
+        retry notices and to ``unreachable`` (default: the method and the safe URL).
+        With ``stream=True`` the body is left unread (the caller reads and closes it), so retry
+        decisions then rest on the status and headers alone."""
         method = method.upper()
         replayable = method in IDEMPOTENT_METHODS if idempotent is None else idempotent
         label = label or f"{method} {safe_url(url)}"
@@ -182,7 +185,7 @@ class CloudHttp:
             started = time.monotonic()
             asked = None
             try:
-                response = self._client.request(method, url, **kwargs)
+                response = self._send(method, url, stream, kwargs)
             except httpx.ConnectError as exc:  # nothing was sent: always safe to retry
                 self._log(method, url, f"connection failed ({type(exc).__name__})", started)
                 if last:
@@ -224,6 +227,17 @@ class CloudHttp:
         if status in THROTTLED or (status in FLAKY and replayable):
             return True
         return self._retry_if is not None and self._retry_if(response)
+
+    def _send(
+        self, method: str, url: str, stream: bool, kwargs: dict[str, Any]
+    ) -> httpx.Response:
+        if not stream:
+            return self._client.request(method, url, **kwargs)
+        auth = kwargs.get("auth", httpx.USE_CLIENT_DEFAULT)
+        request = self._client.build_request(
+            method, url, **{key: value for key, value in kwargs.items() if key != "auth"}
+        )
+        return self._client.send(request, auth=auth, stream=True)
 
     def _log(self, method: str, url: str, outcome: str, started: float) -> None:
         if self._on_call is not None:
