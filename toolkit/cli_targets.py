@@ -11,10 +11,15 @@ fast.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from toolkit.cli_common import DIRECTORY_OPTION, JSON_OPTION, handle_errors
+
+if TYPE_CHECKING:
+    from toolkit.console import Console
+    from toolkit.deploy.core import DeployResult
 
 FEATURES_OPTION = click.option(
     "--features",
@@ -23,6 +28,20 @@ FEATURES_OPTION = click.option(
     "projects that still gate hosted agents, AgentEndpoints=V1Preview where the endpoint's "
     "PATCH is still gated; comma-separated). Default: targets.azure.foundry_features.",
 )
+
+
+def _shown_as_json_or_dry_run(result: DeployResult, console: Console) -> bool:
+    """Print a deploy's result for machines, or the requests of a dry run; True if done."""
+    if console.as_json:
+        console.emit(result.to_dict())
+        return True
+    if result.dry_run:
+        for request in result.requests:
+            click.echo(request.render())
+            click.echo()
+        console.success("dry run: nothing was sent")
+        return True
+    return False
 
 
 @click.group()
@@ -87,14 +106,7 @@ def deploy_azure(
         image=image, dry_run=dry_run, wait=wait, timeout=timeout, features=features
     )
     result = deploy_azure(directory, options, console, os.environ)
-    if as_json:
-        console.emit(result.to_dict())
-        return
-    if result.dry_run:
-        for request in result.requests:
-            click.echo(request.render())
-            click.echo()
-        console.success("dry run: nothing was sent")
+    if _shown_as_json_or_dry_run(result, console):
         return
     what = {
         "create": f"version {result.version}",
@@ -198,12 +210,6 @@ def delete_azure(
 # --- alibaba ----------------------------------------------------------------------------------
 
 
-def _agentrun_endpoint() -> str | None:
-    import os
-
-    return os.environ.get("ACTK_ALIBABA_AGENTRUN_ENDPOINT") or None
-
-
 @deploy.command("alibaba")
 @click.option("--dry-run", is_flag=True,
               help="Print the exact signed requests (secrets redacted) and send nothing.")
@@ -244,22 +250,16 @@ def deploy_alibaba(
 
     console = Console(as_json=as_json)
     options = AlibabaOptions(
-        image=image, dry_run=dry_run, wait=wait, timeout=timeout, publish=publish,
-        endpoint=_agentrun_endpoint(),
+        image=image, dry_run=dry_run, wait=wait, timeout=timeout, publish=publish
     )
     result = deploy_alibaba(directory, options, console, os.environ)
-    if as_json:
-        console.emit(result.to_dict())
+    if _shown_as_json_or_dry_run(result, console):
         return
-    if result.dry_run:
-        for request in result.requests:
-            click.echo(request.render())
-            click.echo()
-        console.success("dry run: nothing was sent")
-        return
-    runtime = result.details.get("runtime")
-    what = "unchanged" if result.action == "unchanged" else f"{result.action}d"
-    console.success(f"{runtime}: {result.status} ({what.replace('waitd', 'waited for')})")
+    what = {"create": "created", "update": "updated", "wait": "waited for"}
+    console.success(
+        f"{result.details.get('runtime')}: {result.status} "
+        f"({what.get(result.action, result.action)})"
+    )
     if result.details.get("published_version"):
         click.echo(f"published version: {result.details['published_version']}")
     if result.endpoint:
@@ -278,7 +278,7 @@ def status_alibaba(directory: Path, as_json: bool) -> None:
     from toolkit.deploy.alibaba import alibaba_status
 
     console = Console(as_json=as_json)
-    report = alibaba_status(directory, os.environ, endpoint=_agentrun_endpoint())
+    report = alibaba_status(directory, os.environ)
     if as_json:
         console.emit(report)
         return
@@ -318,7 +318,7 @@ def delete_alibaba(yes: bool, directory: Path, as_json: bool) -> None:
     console = Console(as_json=as_json)
     if not (yes or as_json or non_interactive()):
         click.confirm("Delete the runtime and its endpoints?", abort=True, err=True)
-    report = delete_alibaba(directory, os.environ, console, endpoint=_agentrun_endpoint())
+    report = delete_alibaba(directory, os.environ, console)
     if as_json:
         console.emit(report)
         return

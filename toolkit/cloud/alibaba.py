@@ -15,7 +15,6 @@ bodies (RPC ``Code``/``Message``/``RequestId``, ROA ``code``/``message``/``reque
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import re
 import time
@@ -28,6 +27,7 @@ import httpx
 from toolkit.cloud import acs3
 from toolkit.cloud.http import CloudHttp, RetryPolicy, attempts_made
 from toolkit.errors import CloudError
+from toolkit.registry.hosts import is_loopback
 
 ACCESS_KEY_ID_VARIABLE = "ALIBABA_CLOUD_ACCESS_KEY_ID"
 ACCESS_KEY_SECRET_VARIABLE = "ALIBABA_CLOUD_ACCESS_KEY_SECRET"
@@ -268,15 +268,6 @@ def default_endpoint(product: str, region: str) -> str:
     return f"https://{product}.{validate_region(region)}.aliyuncs.com"
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def _base_url(endpoint: str) -> str:
     endpoint = endpoint.strip().rstrip("/")
     return endpoint if "://" in endpoint else f"https://{endpoint}"
@@ -347,7 +338,7 @@ class AlibabaClient:
             transport=transport,
             # Proxy and CA settings from the environment, except for a loopback endpoint (a
             # local contract server), which no proxy can reach.
-            trust_env=not _is_loopback(url.host),
+            trust_env=not is_loopback(url.host),
             sleep=sleep,
             retry_if=throttled,
             unreachable=self._unreachable,

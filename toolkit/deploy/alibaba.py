@@ -136,7 +136,7 @@ DESCRIPTION_LIMIT = 256
 class AlibabaOptions(DeployOptions):
     timeout: float = DEFAULT_TIMEOUT
     publish: bool | None = None  # --publish/--no-publish; None: targets.alibaba.publish
-    endpoint: str | None = None  # the control plane; the CLI passes ACTK_ALIBABA_AGENTRUN_ENDPOINT
+    endpoint: str | None = None  # the control plane (else ACTK_ALIBABA_AGENTRUN_ENDPOINT)
 
 
 # --- validation -------------------------------------------------------------------------------
