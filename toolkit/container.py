@@ -202,7 +202,7 @@ class AgentContainer:
                     host_config=host_config,
                     stop_timeout=None if stop_timeout is None else int(stop_timeout),
                 )
-                _remember(created["Id"])
+                remember(created["Id"])
             container = client.containers.get(created["Id"])
         except docker.errors.APIError as exc:
             raise DockerError(
@@ -217,7 +217,7 @@ class AgentContainer:
                 container, image=spec.image, port=port, client=client, missing_secrets=missing
             )
         except docker.errors.APIError as exc:
-            _force_remove(container)
+            force_remove(container.id)
             text = _explain(exc)
             if "already allocated" in text or "address already in use" in text:
                 raise ContainerError(
@@ -230,7 +230,7 @@ class AgentContainer:
                 hint="check the image's entrypoint and the engine (`docker info`)",
             ) from None
         except BaseException:
-            _force_remove(container)
+            force_remove(container.id)
             raise
 
     # --- state -------------------------------------------------------------------------------
@@ -337,7 +337,7 @@ class AgentContainer:
         if self._removed:
             return
         self._removed = True
-        _force_remove(self.container)
+        force_remove(self.container.id)
 
     def keep(self) -> None:
         """Let the container outlive this process (``actk run --detach``): it is no longer
@@ -435,7 +435,7 @@ def _host_port(container: Container, port: int) -> int:
             return int(binding["HostPort"])
     state = container.attrs.get("State") or {}
     logs = container.logs().decode("utf-8", "replace")
-    _force_remove(container)
+    force_remove(container.id)
     raise ContainerError(
         f"the container exited with code {state.get('ExitCode')} at once",
         hint="its logs (above) say why; check the image's entrypoint",
@@ -443,19 +443,19 @@ def _host_port(container: Container, port: int) -> int:
     )
 
 
-def _force_remove(container: Container) -> None:
-    """Remove ``container``, killing it if it runs; gone already is fine."""
+def force_remove(container_id: str) -> None:
+    """Remove the container, killing it if it runs; gone already is fine."""
     import docker.errors
 
     with _signals_deferred():
         try:
-            _fresh_api().remove_container(container.id, force=True)
+            _fresh_api().remove_container(container_id, force=True)
         except docker.errors.NotFound:
             pass
         except docker.errors.APIError as exc:
             if "already in progress" not in str(exc):
                 raise
-        _unremoved.discard(str(container.id))
+        _unremoved.discard(str(container_id))
 
 
 def _fresh_api() -> docker.APIClient:
@@ -472,7 +472,8 @@ def _fresh_api() -> docker.APIClient:
 _unremoved: set[str] = set()
 
 
-def _remember(container_id: str) -> None:
+def remember(container_id: str) -> None:
+    """Remove this container when the interpreter exits, unless it was removed before."""
     _unremoved.add(container_id)
 
 
