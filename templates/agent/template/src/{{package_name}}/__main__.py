@@ -1,8 +1,9 @@
-"""The container entrypoint: ``python -m <package> [serve]``.
+"""The container entrypoint: ``python -m <package> [serve|worker]``.
 
-(``worker`` arrives with the Anthropic target.) The arguments are read by hand: this runs on
-every container start, and argparse (with the gettext, locale and shutil it pulls in) would be
-a tenth of the start-up time.
+``serve`` (the default) is the Responses HTTP server; ``worker`` serves an Anthropic self-hosted
+environment's tool calls in this image (worker.py, which alone imports the anthropic SDK). The
+arguments are read by hand: this runs on every container start, and argparse (with the gettext,
+locale and shutil it pulls in) would be a tenth of the start-up time.
 """
 
 from __future__ import annotations
@@ -10,7 +11,10 @@ from __future__ import annotations
 import gc
 import sys
 
-MODES = {"serve": "the Responses HTTP server (default)"}
+MODES = {
+    "serve": "the Responses HTTP server (default)",
+    "worker": "an Anthropic self-hosted environment worker (see worker.py)",
+}
 USAGE = f"usage: python -m {__package__} [-h] [{{{','.join(MODES)}}}]"
 
 
@@ -26,17 +30,22 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     mode = args[0] if args else "serve"
+    if mode == "worker":
+        from .worker import main as worker
+
+        return worker()
     # Start-up creates tens of thousands of objects that live on, and the cyclic GC would scan
     # them some fifty times over (about a tenth of the start-up time). It stays off until the
     # server listens: serve() then runs one full collection and turns it back on.
     gc.disable()
     try:
-        return _run(mode)
+        return _serve()
     finally:
         gc.enable()
 
 
-def _run(mode: str) -> int:
+def _serve() -> int:
+    """The manifest and settings, then the server."""
     from .settings import Settings, SettingsError
 
     try:
@@ -44,15 +53,13 @@ def _run(mode: str) -> int:
     except SettingsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if mode == "serve":
-        from .serve import serve
+    from .serve import serve
 
-        try:
-            return serve(settings)
-        except SettingsError as exc:  # a model provider that cannot work, e.g. without its key
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-    return 2  # pragma: no cover - every mode is handled above
+    try:
+        return serve(settings)
+    except SettingsError as exc:  # a model provider that cannot work, e.g. without its key
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
