@@ -22,6 +22,7 @@ pytest_plugins = [
     "tests.registries",
     "tests.foundry_contract",
     "tests.agentrun_contract",
+    "tests.anthropic_contract",
 ]
 
 REPO = Path(__file__).resolve().parents[1]

@@ -208,8 +208,9 @@ def container_plan(item: Mapping[str, Any], *, image: str, base_url: str, max_id
     }
     # A control plane on this machine (a proxy, a test server) is only reachable from the
     # host's own network namespace.
-    host = urlsplit(base_url).hostname or ""
-    loopback = host in ("localhost", "::1") or host.startswith("127.")
+    from toolkit.registry.hosts import is_loopback
+
+    loopback = is_loopback(urlsplit(base_url).hostname or "")
     return ContainerPlan(
         image=image,
         environment=environment,
@@ -499,9 +500,10 @@ def where_to_poll(repo: Path, options: WorkerOptions, env: Mapping[str, str]) ->
             )
     base_url = (env.get("ANTHROPIC_BASE_URL") or recorded.get("api_base") or
                 _manifest_api_base(repo) or DEFAULT_BASE_URL).rstrip("/")
+    from toolkit.registry.hosts import is_loopback
+
     parts = urlsplit(base_url)
-    loopback = (parts.hostname or "") in ("localhost", "::1") or \
-        (parts.hostname or "").startswith("127.")
+    loopback = is_loopback(parts.hostname or "")
     if parts.scheme not in ("https", "http") or (parts.scheme == "http" and not loopback):
         raise UsageError(f"{base_url} is not an https URL (http is only for localhost)",
                          hint=f"ANTHROPIC_BASE_URL={DEFAULT_BASE_URL}")
