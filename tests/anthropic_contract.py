@@ -1833,6 +1833,8 @@ def _model(model: Any) -> dict[str, Any]:
         return {"id": model, "speed": "standard"}
     answer = {k: v for k, v in model.items() if v is not None}
     answer.setdefault("speed", "standard")
+    if isinstance(answer.get("effort"), str):  # a bare level is answered in its object form
+        answer["effort"] = {"type": answer["effort"]}
     return answer
 
 

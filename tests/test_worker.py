@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 
 from toolkit import worker as worker_module
+from toolkit.cloud.anthropic import AnthropicAPIError
 from toolkit.console import Console
 from toolkit.errors import CloudError, UsageError
 from toolkit.state import write_section
 from toolkit.worker import (
-    QueueError,
     Worker,
     WorkerOptions,
     container_plan,
@@ -156,7 +156,7 @@ def test_transient_poll_failures_back_off_and_recover(
     waits: list[float] = []
     monkeypatch.setattr(threading.Event, "wait", lambda self, timeout=None: waits.append(timeout))
     queue = FakeQueue([
-        QueueError("work queue: api_error: boom", hint=None, status=500),
+        AnthropicAPIError("poll for work: HTTP 500 api_error: boom", hint=None, status=500),
         CloudError("cannot reach the Anthropic API"),
         work_item(1),
     ])
@@ -170,8 +170,8 @@ def test_transient_poll_failures_back_off_and_recover(
 def test_a_refused_key_or_unknown_environment_stops_the_worker(
     fake_containers: type[FakeContainer], capsys: pytest.CaptureFixture[str], status: int
 ) -> None:
-    queue = FakeQueue([QueueError("refused", hint="generate a key", status=status)])
-    with pytest.raises(QueueError):
+    queue = FakeQueue([AnthropicAPIError("refused", hint="generate a key", status=status)])
+    with pytest.raises(AnthropicAPIError):
         run_loop(queue, WorkerOptions(), capsys)
 
 
@@ -238,7 +238,7 @@ def test_nothing_deployed_and_nothing_given_says_what_to_do(tmp_path: Path) -> N
 
 
 def test_plain_http_is_refused_beyond_this_machine(tmp_path: Path) -> None:
-    with pytest.raises(UsageError, match="https"):
+    with pytest.raises(UsageError, match="ANTHROPIC_BASE_URL"):
         where_to_poll(tmp_path, WorkerOptions(environment_id="env_1"),
                       {"ANTHROPIC_BASE_URL": "http://api.example.com"})
 

@@ -407,10 +407,11 @@ def run(
 @click.argument("text")
 @click.option(
     "--target",
-    type=click.Choice(["local", "azure", "alibaba"]),
+    type=click.Choice(["local", "azure", "alibaba", "anthropic"]),
     help="Where the agent is: local (as --local); azure, through the Foundry agent's "
     "Responses endpoint (targets.azure); alibaba, through the AgentRun endpoint's invocation "
-    "URL (targets.alibaba).",
+    "URL (targets.alibaba); anthropic, as a user message to the managed agent's session "
+    "(targets.anthropic).",
 )
 @click.option("--local", is_flag=True, help="The local agent: http://127.0.0.1:<runtime.port>.")
 @click.option("--url", help="The agent's base URL (/responses is added unless present).")
@@ -445,7 +446,9 @@ def invoke(
     """Send TEXT to the agent (POST /responses) and print the answer as it arrives.
 
     TEXT "-" reads it from stdin. Use --local for the agent `actk run` started, or --url, or
-    --target azure|alibaba for the agent `actk deploy azure|alibaba` deployed.
+    --target azure|alibaba for the agent `actk deploy azure|alibaba` deployed. --target
+    anthropic sends TEXT as a user message to the session `actk deploy anthropic` made and
+    prints the agent's messages until the session is idle.
     """
     from toolkit import invoke as invoking
     from toolkit.console import Console
@@ -453,7 +456,13 @@ def invoke(
     from toolkit.manifest import MANIFEST_NAME
 
     console = Console(as_json=as_json)
-    remote = target in ("azure", "alibaba")
+    remote = target in ("azure", "alibaba", "anthropic")
+    if target == "anthropic" and (inputs or model):
+        raise UsageError(
+            "--input and --model do not apply to --target anthropic: the session's agent is "
+            "pinned to the version `actk deploy anthropic` made",
+            hint='actk invoke --target anthropic "hello"',
+        )
     if remote and (local or url):
         raise UsageError(
             f"--target {target} goes through the cloud endpoint: drop --local/--url",
@@ -481,7 +490,30 @@ def invoke(
             click.echo(delta, nl=False)
             printed.append(delta)
 
-    if remote:
+    if target == "anthropic":
+        import os
+
+        from toolkit.deploy.anthropic import invoke_anthropic
+
+        result = invoke_anthropic(
+            directory,
+            text,
+            env=os.environ,
+            timeout=timeout,
+            on_delta=None if no_stream else show,
+            on_notice=None if as_json else console.warn,
+        )
+        if not as_json:
+            for waiting in result.waiting:
+                console.warn(
+                    f"waiting for your action on {waiting.get('type') or 'event'} "
+                    f"{waiting['event_id']}"
+                    + (f": {waiting['name']} {json.dumps(waiting.get('input'))}"
+                       if waiting.get("name") else "")
+                    + " (confirm or deny it in the Claude Console, or with a "
+                    "user.tool_confirmation event)"
+                )
+    elif remote:
         import os
 
         from toolkit.deploy.alibaba import invoke_alibaba
@@ -607,6 +639,12 @@ from toolkit.cli_targets import delete, deploy, status  # noqa: E402
 cli.add_command(deploy)
 cli.add_command(status)
 cli.add_command(delete)
+
+# --- the Anthropic self-hosted worker (toolkit/cli_worker.py) --------------------------------
+
+from toolkit.cli_worker import worker  # noqa: E402
+
+cli.add_command(worker)
 
 
 def main() -> None:

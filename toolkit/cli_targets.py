@@ -1,7 +1,7 @@
 """`actk deploy|status|delete <target>`: argument parsing and rendering only.
 
-Each group has one subcommand per cloud target: ``azure`` (Azure AI Foundry hosted agents)
-and ``alibaba`` (Alibaba Cloud AgentRun runtimes); Anthropic comes later as a sibling. The
+Each group has one subcommand per cloud target: ``azure`` (Azure AI Foundry hosted agents),
+``alibaba`` (Alibaba Cloud AgentRun runtimes) and ``anthropic`` (Anthropic managed agents). The
 work happens in :mod:`toolkit.deploy`, imported when a command runs, so `actk --help` stays
 fast.
 ``toolkit.cli`` registers these groups; the options and error handler both modules use live in
@@ -328,3 +328,140 @@ def delete_alibaba(yes: bool, directory: Path, as_json: bool) -> None:
     console.success(
         f"deleted {report['runtime']} and {len(report['endpoints_deleted'])} endpoint(s)"
     )
+
+
+# --- anthropic --------------------------------------------------------------------------------
+
+
+@deploy.command("anthropic")
+@click.option("--dry-run", is_flag=True,
+              help="Print the exact requests (the API key redacted) and send nothing.")
+@click.option("--image", metavar="REFERENCE",
+              help="Record this image instead of the digest `actk push` recorded (the session's "
+              "actk_image; what `actk worker` runs for a self_hosted environment).")
+@DIRECTORY_OPTION
+@JSON_OPTION
+@handle_errors
+def deploy_anthropic(dry_run: bool, image: str | None, directory: Path, as_json: bool) -> None:
+    """Register the agent with Anthropic managed agents: environment, agent, session.
+
+    Reads targets.anthropic of agent.yaml. The environment (cloud: the agent's run-time
+    requirements.txt lines as pip packages, plus the listed packages and networking; or
+    self_hosted: the tools run in the agent's own image through `actk worker`) and the agent
+    are found by the ids .actk/state.json records, else by name, and created or updated only
+    when something differs (an agent update makes a new version). The session is pinned to
+    that agent version and reused while it stays usable. The API key comes from
+    ANTHROPIC_API_KEY (ANTHROPIC_BASE_URL changes the API base) and is never printed.
+    """
+    import os
+
+    from toolkit.console import Console
+    from toolkit.deploy.anthropic import AnthropicOptions, deploy_anthropic
+
+    console = Console(as_json=as_json)
+    options = AnthropicOptions(image=image, dry_run=dry_run)
+    result = deploy_anthropic(directory, options, console, os.environ)
+    if _shown_as_json_or_dry_run(result, console):
+        return
+    details = result.details
+    environment, agent, session = details["environment"], details["agent"], details["session"]
+    console.table(
+        "Anthropic managed agent",
+        ["resource", "name", "id", "what happened"],
+        [
+            ("environment", f"{environment['name']} ({environment['type']})", environment["id"],
+             _what(environment["action"], environment.get("changes"))),
+            ("agent", f"{agent['name']} (version {agent['version']})", agent["id"],
+             _what(agent["action"], agent.get("changes"))),
+            ("session", session["title"] or "-", session["id"], _what(session["action"], None)),
+        ],
+    )
+    console.success(f"session {session['id']} is {session['status'] or 'ready'}: "
+                    'actk invoke --target anthropic "hello"')
+
+
+def _what(action: str, changes: list[str] | None) -> str:
+    text = {"create": "created", "update": "updated", "unchanged": "unchanged",
+            "reuse": "reused"}.get(action, action)
+    return f"{text} ({', '.join(changes)})" if changes and action == "update" else text
+
+
+@status.command("anthropic")
+@DIRECTORY_OPTION
+@JSON_OPTION
+@handle_errors
+def status_anthropic(directory: Path, as_json: bool) -> None:
+    """Show the environment, the agent (version, model, archived) and the session; for a
+    self_hosted environment also its work queue (with ANTHROPIC_ENVIRONMENT_KEY)."""
+    import os
+
+    from toolkit.console import Console
+    from toolkit.deploy.anthropic import anthropic_status
+
+    console = Console(as_json=as_json)
+    report = anthropic_status(directory, os.environ)
+    if as_json:
+        console.emit(report)
+        return
+    environment, agent, session = report["environment"], report["agent"], report["session"]
+    if not (environment["exists"] or agent["exists"]):
+        console.warn(f"there is no environment {environment['name']} or agent {agent['name']} "
+                     f"at {report['api_base']}; deploy them with `actk deploy anthropic`")
+        return
+    rows = []
+    if environment["exists"]:
+        rows.append(("environment", environment["name"], environment["id"],
+                     f"{environment['type']}" + (", archived" if environment["archived"] else "")))
+    if agent["exists"]:
+        rows.append(("agent", agent["name"], agent["id"],
+                     f"version {agent['version']}, model {agent['model']}"
+                     + (", archived" if agent["archived"] else "")))
+    if session["exists"]:
+        rows.append(("session", session["title"] or "-", session["id"],
+                     f"{session['status']}, agent version {session['agent_version']}"
+                     + (", archived" if session["archived"] else "")))
+    console.table(f"Anthropic managed agent ({report['api_base']})",
+                  ["resource", "name", "id", "state"], rows)
+    if not session["exists"]:
+        console.warn("no session is recorded (or it is gone): `actk deploy anthropic` creates one")
+    queue = report.get("work_queue")
+    if isinstance(queue, dict):
+        if "error" in queue:
+            console.warn(f"work queue: {queue['error']} ({queue.get('hint') or ''})")
+        else:
+            click.echo(f"work queue: {queue.get('depth')} waiting, {queue.get('pending')} being "
+                       f"handled, {queue.get('workers_polling')} worker(s) polling")
+
+
+@delete.command("anthropic")
+@click.option("--delete-sessions", is_flag=True,
+              help="Also delete the sessions actk made (the recorded one and every session of the "
+              "agent with actk_image metadata), so the environment can be deleted.")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask before archiving and deleting.")
+@DIRECTORY_OPTION
+@JSON_OPTION
+@handle_errors
+def delete_anthropic(delete_sessions: bool, yes: bool, directory: Path, as_json: bool) -> None:
+    """Archive the agent (the API has no agent delete), then delete the environment when no
+    session references it, else archive it; the report says which and why. Safe to run
+    again after a partial failure."""
+    import os
+
+    from toolkit.console import Console, non_interactive
+    from toolkit.deploy.anthropic import delete_anthropic
+
+    console = Console(as_json=as_json)
+    if not (yes or as_json or non_interactive()):
+        what = "archive the agent, delete its sessions" if delete_sessions else "archive the agent"
+        click.confirm(f"{what[0].upper()}{what[1:]} and delete or archive the environment?",
+                      abort=True, err=True)
+    report = delete_anthropic(directory, os.environ, console, delete_sessions=delete_sessions)
+    if as_json:
+        console.emit(report)
+        return
+    agent, environment = report["agent"], report["environment"]
+    click.echo(f"agent {agent['name']}: {agent['outcome']}")
+    for session in report["sessions"]:
+        click.echo(f"session {session['id']}: {session['outcome']}")
+    line = f"environment {environment['name']}: {environment['outcome']}"
+    click.echo(line + (f" ({environment['why']})" if environment.get("why") else ""))

@@ -549,11 +549,307 @@ class AlibabaTarget(Strict):
         return self
 
 
+# Anthropic managed agents (beta managed-agents-2026-04-01): the API's documented limits.
+ANTHROPIC_NAME_MAX = 256
+ANTHROPIC_SYSTEM_MAX = 100_000
+ANTHROPIC_DESCRIPTION_MAX = 2048
+ANTHROPIC_TOOLS_MAX = 128
+ANTHROPIC_MCP_SERVERS_MAX = 20
+ANTHROPIC_TOOL_TYPES = ("agent_toolset_20260401", "mcp_toolset", "custom")
+# A bare host name or *.domain: no scheme, port, path or spaces.
+ANTHROPIC_HOST = re.compile(
+    r"^(\*\.)?[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}"
+    r"[A-Za-z0-9])?)*$"
+)
+PACKAGE_MANAGERS = ("apt", "cargo", "gem", "go", "npm", "pip")
+
+
+def metadata_problem(value: dict[str, str], *, max_pairs: int = METADATA_MAX_PAIRS) -> str | None:
+    """What breaks the metadata limits (16 pairs, keys <=64, values <=512), or None."""
+    if len(value) > max_pairs:
+        return f"{len(value)} pairs; at most {max_pairs} are allowed"
+    for key, item in value.items():
+        if not key:
+            return "a key is empty; give every key a name"
+        if len(key) > METADATA_MAX_KEY:
+            return f"key {key[:20]!r}… is longer than {METADATA_MAX_KEY} characters"
+        if len(item) > METADATA_MAX_VALUE:
+            return f"value of {key!r} is longer than {METADATA_MAX_VALUE} characters"
+    return None
+
+
+class AnthropicNetworking(Strict):
+    """``config.networking`` of a cloud environment."""
+
+    type: Literal["unrestricted", "limited"] = "unrestricted"
+    # Bare hosts or *.domain (no scheme, port or path); limited networking only.
+    allowed_hosts: list[str] = Field(default_factory=list)
+    allow_mcp_servers: bool = False
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _hosts(cls, value: list[str]) -> list[str]:
+        for host in value:
+            if not ANTHROPIC_HOST.match(host):
+                bare = re.sub(r"^[a-z]+://", "", host.strip()).split("/", 1)[0].split(":", 1)[0]
+                raise ValueError(
+                    f"{host!r} is not a bare host name: write it without scheme, port or path "
+                    f"(e.g. {bare or 'api.example.com'!r}, or '*.example.com' for subdomains)"
+                )
+        if len(set(value)) != len(value):
+            raise ValueError("a host is listed twice; list each host once")
+        return value
+
+    @model_validator(mode="after")
+    def _hosts_when_limited(self) -> AnthropicNetworking:
+        if self.type == "unrestricted" and (self.allowed_hosts or self.allow_mcp_servers):
+            raise ValueError(
+                "allowed_hosts and allow_mcp_servers apply to type limited only; set type: "
+                "limited, or remove them (unrestricted already reaches every host)"
+            )
+        return self
+
+
+class AnthropicPackages(Strict):
+    """Extra packages for a cloud environment, in each manager's own pin syntax."""
+
+    apt: list[str] = Field(default_factory=list)
+    cargo: list[str] = Field(default_factory=list)
+    gem: list[str] = Field(default_factory=list)
+    go: list[str] = Field(default_factory=list)
+    npm: list[str] = Field(default_factory=list)
+    pip: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _no_blank(self) -> AnthropicPackages:
+        for manager in PACKAGE_MANAGERS:
+            for item in getattr(self, manager):
+                if not item.strip() or any(c.isspace() for c in item.strip()):
+                    raise ValueError(
+                        f"{manager}: {item!r} is not one package; write one package per list "
+                        "entry, without spaces (e.g. 'httpx==0.27.0')"
+                    )
+        return self
+
+    def is_empty(self) -> bool:
+        return not any(getattr(self, manager) for manager in PACKAGE_MANAGERS)
+
+
+class AnthropicEnvironment(Strict):
+    """``targets.anthropic.environment``: where the agent's tools run, reused by name."""
+
+    type: Literal["cloud", "self_hosted"] = "cloud"
+    name: str | None = Field(None, min_length=1, max_length=ANTHROPIC_NAME_MAX)  # default: name
+    description: str | None = None
+    metadata: dict[str, str] = Field(default_factory=dict)
+    scope: Literal["organization", "account"] | None = None  # self_hosted only
+    networking: AnthropicNetworking | None = None  # cloud only; default unrestricted
+    packages: AnthropicPackages | None = None  # cloud only; extra packages
+    # cloud only: the run-time lines of this file (relative to agent.yaml) become packages.pip;
+    # null turns it off.
+    requirements: str | None = "requirements.txt"
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata(cls, value: dict[str, str]) -> dict[str, str]:
+        problem = metadata_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    @model_validator(mode="after")
+    def _fields_of_the_type(self) -> AnthropicEnvironment:
+        if self.type == "self_hosted":
+            cloud_only = [
+                name
+                for name in ("networking", "packages", "requirements")
+                if name in self.model_fields_set and getattr(self, name) is not None
+            ]
+            if cloud_only:
+                raise ValueError(
+                    f"{', '.join(cloud_only)} apply to cloud environments only: a self_hosted "
+                    "environment runs the tools in your own image (`actk worker`), so install "
+                    "packages in its Dockerfile/requirements.txt and remove "
+                    f"{', '.join(cloud_only)}, or set type: cloud"
+                )
+        elif self.scope is not None:
+            raise ValueError(
+                "scope applies to self_hosted environments only; remove it, or set type: "
+                "self_hosted"
+            )
+        return self
+
+
+class AnthropicModel(Strict):
+    """The agent's model with its settings (``model: {id, effort, speed}``)."""
+
+    id: str = Field(min_length=1)
+    effort: Literal["low", "medium", "high", "xhigh", "max"] | None = None
+    speed: Literal["standard", "fast"] | None = None
+    inference_geo: str | None = Field(None, min_length=1)
+
+
+class AnthropicMcpServer(Strict):
+    type: Literal["url"] = "url"
+    name: str = Field(min_length=1, max_length=255)
+    url: str
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(value)
+        if parts.scheme != "https" or not parts.hostname:
+            raise ValueError(f"{value!r} is not an https URL; use e.g. https://mcp.example.com/mcp")
+        return value
+
+
+def _default_tools() -> list[dict[str, Any]]:
+    return [{"type": "agent_toolset_20260401"}]
+
+
+class AnthropicAgent(Strict):
+    """``targets.anthropic.agent``: the agent, created once and updated in place."""
+
+    name: str | None = Field(None, min_length=1, max_length=ANTHROPIC_NAME_MAX)  # default: name
+    # A model id, or {id, effort, speed}; default: model.name when model.provider is anthropic.
+    model: str | AnthropicModel | None = None
+    system: str | None = Field(None, max_length=ANTHROPIC_SYSTEM_MAX)  # default: instructions
+    description: str | None = Field(None, max_length=ANTHROPIC_DESCRIPTION_MAX)  # default: ours
+    tools: list[dict[str, Any]] = Field(default_factory=_default_tools)
+    mcp_servers: list[AnthropicMcpServer] = Field(default_factory=list)
+    metadata: dict[str, str] | None = None  # default: the manifest's metadata
+
+    @field_validator("model")
+    @classmethod
+    def _model(cls, value: str | AnthropicModel | None) -> str | AnthropicModel | None:
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("is empty; name a Claude model, e.g. claude-sonnet-4-5")
+        return value
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        problem = metadata_problem(value) if value is not None else None
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    @field_validator("tools")
+    @classmethod
+    def _tools(cls, value: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        if len(value) > ANTHROPIC_TOOLS_MAX:
+            raise ValueError(f"{len(value)} tools; at most {ANTHROPIC_TOOLS_MAX} are allowed")
+        for index, tool in enumerate(value):
+            kind = tool.get("type")
+            if kind not in ANTHROPIC_TOOL_TYPES:
+                raise ValueError(
+                    f"[{index}]: type {kind!r} is not a managed-agents tool; use one of "
+                    f"{', '.join(ANTHROPIC_TOOL_TYPES)}"
+                )
+            needs = {"mcp_toolset": ("mcp_server_name",),
+                     "custom": ("name", "description", "input_schema")}.get(kind, ())
+            missing = [name for name in needs if not tool.get(name)]
+            if missing:
+                raise ValueError(f"[{index}]: a {kind} tool needs {', '.join(missing)}")
+        return value
+
+    @field_validator("mcp_servers")
+    @classmethod
+    def _servers(cls, value: list[AnthropicMcpServer]) -> list[AnthropicMcpServer]:
+        if len(value) > ANTHROPIC_MCP_SERVERS_MAX:
+            raise ValueError(
+                f"{len(value)} servers; at most {ANTHROPIC_MCP_SERVERS_MAX} are allowed"
+            )
+        names = [server.name for server in value]
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise ValueError(f"{repeated[0]!r} is used twice; give each server its own name")
+        return value
+
+    @model_validator(mode="after")
+    def _servers_referenced(self) -> AnthropicAgent:
+        referenced = [tool.get("mcp_server_name") for tool in self.tools
+                      if tool.get("type") == "mcp_toolset"]
+        names = [server.name for server in self.mcp_servers]
+        unused = [name for name in names if name not in referenced]
+        if unused:
+            raise ValueError(
+                f"mcp_servers {', '.join(unused)} {'is' if len(unused) == 1 else 'are'} not "
+                "used by any tool (the API refuses that): add "
+                f"{{type: mcp_toolset, mcp_server_name: {unused[0]}}} to tools, or remove it"
+            )
+        unknown = [name for name in referenced if name not in names]
+        if unknown:
+            raise ValueError(
+                f"tools name mcp_server_name {unknown[0]}, which is not in mcp_servers; add "
+                f"{{type: url, name: {unknown[0]}, url: https://...}} to mcp_servers"
+            )
+        return self
+
+
+class AnthropicSession(Strict):
+    """``targets.anthropic.session``: the session deploy creates (actk adds ``actk_image``)."""
+
+    title: str | None = Field(None, min_length=1)  # default: "<agent name> <image tag>"
+    metadata: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata(cls, value: dict[str, str]) -> dict[str, str]:
+        problem = metadata_problem(value, max_pairs=METADATA_MAX_PAIRS - 1)
+        if problem:
+            raise ValueError(f"{problem} (actk adds actk_image, the 16th)")
+        if "actk_image" in value:
+            raise ValueError("actk_image is set by actk (the deployed image); remove it")
+        return value
+
+
+class AnthropicTarget(Strict):
+    """``targets.anthropic``: Anthropic managed agents (an environment, an agent pinned to a
+    version, and a session on both).
+
+    ``actk deploy anthropic`` checks what depends on the rest of the manifest (the model when
+    model.provider is not anthropic, the instructions' length, the requirements file) before
+    it sends anything.
+    """
+
+    # https://api.anthropic.com by default; ANTHROPIC_BASE_URL wins over it.
+    api_base: str | None = None
+    environment: AnthropicEnvironment = Field(default_factory=AnthropicEnvironment)
+    agent: AnthropicAgent = Field(default_factory=AnthropicAgent)
+    session: AnthropicSession = Field(default_factory=AnthropicSession)
+
+    @field_validator("api_base")
+    @classmethod
+    def _api_base(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        return check_api_base(value)
+
+
+def check_api_base(value: str) -> str:
+    """An Anthropic API base URL: https (http only for loopback hosts), no path or query."""
+    from urllib.parse import urlsplit
+
+    value = value.strip().rstrip("/")
+    parts = urlsplit(value)
+    example = "https://api.anthropic.com"
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise ValueError(f"{value!r} is not a URL; use e.g. {example}")
+    if parts.scheme == "http" and parts.hostname not in LOOPBACK_HOSTS:
+        raise ValueError(f"{value!r} must use https (http only for localhost); use {example}")
+    if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username:
+        raise ValueError(f"{value!r}: give the scheme and host only, e.g. {example}")
+    return value
+
+
 class Targets(Strict):
     # Each target's own module validates its section before making any call.
     azure: AzureTarget | None = None
     alibaba: AlibabaTarget | None = None
-    anthropic: dict[str, Any] | None = None
+    anthropic: AnthropicTarget | None = None
 
 
 class Manifest(Strict):

@@ -25,19 +25,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from toolkit.cloud.anthropic import ENVIRONMENT_KEY_VARIABLE, AnthropicAPIError
 from toolkit.errors import CloudError, DockerError, UsageError
 
 if TYPE_CHECKING:
     import docker
 
-    from toolkit.cloud.http import CloudHttp
+    from toolkit.cloud.anthropic_work import WorkQueue
     from toolkit.console import Console
 
-DEFAULT_BASE_URL = "https://api.anthropic.com"
-API_VERSION = "2023-06-01"
-BETA = "managed-agents-2026-04-01"
-KEY_VARIABLE = "ANTHROPIC_ENVIRONMENT_KEY"
-BLOCK_MS = 999  # the longest long-poll the queue allows
 EMPTY_POLL_PAUSE = 1.0  # seconds between two empty polls (on top of the server's long poll)
 ERROR_BACKOFF_CAP = 60.0
 STOP_GRACE = 15  # seconds a container gets after SIGTERM to release its item
@@ -91,93 +87,6 @@ class WorkerReport:
             "items": [item.to_dict() for item in self.items],
             "stopped_by": self.stopped_by,
         }
-
-
-# --- the queue ---------------------------------------------------------------------------------
-
-
-class WorkQueue:
-    """The environment's work endpoints, authenticated by the environment key alone."""
-
-    def __init__(self, base_url: str, environment_id: str, key: str, *,
-                 http: CloudHttp | None = None) -> None:
-        from toolkit.cloud.http import CloudHttp, RetryPolicy
-
-        self.environment_id = environment_id
-        self.http = http or CloudHttp(
-            "the Anthropic API",
-            base_url=base_url,
-            headers={
-                "authorization": f"Bearer {key}",
-                "anthropic-version": API_VERSION,
-                "anthropic-beta": BETA,
-            },
-            secrets=[key],
-            policy=RetryPolicy(attempts=3, backoff=1.0),
-            # A poll is held open up to BLOCK_MS; the rest is the network's share.
-            timeout=30.0,
-        )
-        self.http.add_secret(key)
-
-    def close(self) -> None:
-        self.http.close()
-
-    def _path(self, tail: str = "") -> str:
-        return f"/v1/environments/{self.environment_id}/work{tail}"
-
-    def poll(self, worker_id: str) -> dict[str, Any] | None:
-        answer = self._call("GET", self._path("/poll"), params={"block_ms": BLOCK_MS},
-                            headers={"anthropic-worker-id": worker_id})
-        return answer if isinstance(answer, dict) and answer.get("id") else None
-
-    def ack(self, work_id: str) -> None:
-        self._call("POST", self._path(f"/{work_id}/ack"))
-
-    def stop(self, work_id: str, *, force: bool = True) -> None:
-        """Release the item; one already stopped (409) is fine."""
-        try:
-            self._call("POST", self._path(f"/{work_id}/stop"), json={"force": force})
-        except QueueError as exc:
-            if exc.status != 409:
-                raise
-
-    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
-        answer = self.http.request(method, path, params={"beta": "true", **kwargs.pop(
-            "params", {})}, **kwargs)
-        if answer.status_code >= 400:
-            raise QueueError.from_answer(answer, self.http.redact)
-        if not answer.content or answer.content.strip() == b"null":
-            return None
-        return answer.json()
-
-
-class QueueError(CloudError):
-    def __init__(self, message: str, *, hint: str | None, status: int) -> None:
-        super().__init__(message, hint=hint)
-        self.status = status
-
-    @classmethod
-    def from_answer(cls, answer: Any, hide: Callable[[str], str]) -> QueueError:
-        try:
-            payload = answer.json()
-        except ValueError:
-            payload = {}
-        error = payload.get("error") if isinstance(payload, dict) else None
-        error = error if isinstance(error, dict) else {}
-        kind = error.get("type") or f"HTTP {answer.status_code}"
-        message = hide(str(error.get("message") or answer.text[:200]))
-        request_id = payload.get("request_id") if isinstance(payload, dict) else None
-        request_id = request_id or answer.headers.get("request-id")
-        hint = {
-            401: f"{KEY_VARIABLE} is not a key of this environment: generate one in the Claude "
-                 "Console (the environment's page > Generate environment key)",
-            403: f"{KEY_VARIABLE} may not use this environment's queue",
-            404: "no such environment: check --environment-id, or deploy with "
-                 "`actk deploy anthropic` (environment.type: self_hosted)",
-        }.get(answer.status_code, "retry; if it persists, check the Anthropic status page")
-        suffix = f" (request_id {request_id})" if request_id else ""
-        return cls(f"work queue: {kind}: {message}{suffix}", hint=hint,
-                   status=answer.status_code)
 
 
 # --- one item, one container -------------------------------------------------------------------
@@ -331,11 +240,11 @@ class Worker:
                 continue
             try:
                 item = self.queue.poll(worker_id)
-            except QueueError as exc:
+            except AnthropicAPIError as exc:
                 if exc.status in (400, 401, 403, 404):
                     raise
                 failures += 1
-                self._pause(stop, failures, str(exc))
+                self._pause(stop, failures, exc.message)
                 continue
             except CloudError as exc:  # unreachable after CloudHttp's own retries
                 failures += 1
@@ -451,12 +360,14 @@ def run_worker(repo: Path, options: WorkerOptions, console: Console, env: Mappin
     queue has been empty ``idle_exit`` seconds, or ``max_items`` items were served."""
     from toolkit.engine import docker_client
 
-    key = key or env.get(KEY_VARIABLE) or ""
+    key = key or env.get(ENVIRONMENT_KEY_VARIABLE) or ""
     if not key.strip():
         raise UsageError(
-            f"{KEY_VARIABLE} is not set: the worker authenticates with the environment's key",
+            f"{ENVIRONMENT_KEY_VARIABLE} is not set: the worker authenticates with the "
+            "environment's key",
             hint="generate one in the Claude Console (the environment's page > Generate "
-            f"environment key) and export {KEY_VARIABLE}=..., or pipe it to --key-stdin",
+            f"environment key) and export {ENVIRONMENT_KEY_VARIABLE}=..., or pipe it to "
+            "--key-stdin",
         )
     key = key.strip()
     if options.concurrency < 1:
@@ -464,6 +375,8 @@ def run_worker(repo: Path, options: WorkerOptions, console: Console, env: Mappin
     environment_id, base_url = where_to_poll(repo, options, env)
     engine = docker_client()
     image = choose_image(engine, repo, options, console)
+    from toolkit.cloud.anthropic_work import WorkQueue
+
     queue = WorkQueue(base_url, environment_id, key)
     console.step(f"polling {environment_id} at {base_url} for work; one container of {image} "
                  "per item (Ctrl-C stops)")
@@ -498,16 +411,10 @@ def where_to_poll(repo: Path, options: WorkerOptions, env: Mapping[str, str]) ->
                 hint="set targets.anthropic.environment.type: self_hosted in agent.yaml and run "
                 "`actk deploy anthropic` again",
             )
-    base_url = (env.get("ANTHROPIC_BASE_URL") or recorded.get("api_base") or
-                _manifest_api_base(repo) or DEFAULT_BASE_URL).rstrip("/")
-    from toolkit.registry.hosts import is_loopback
+    from toolkit.cloud.anthropic import api_base
 
-    parts = urlsplit(base_url)
-    loopback = is_loopback(parts.hostname or "")
-    if parts.scheme not in ("https", "http") or (parts.scheme == "http" and not loopback):
-        raise UsageError(f"{base_url} is not an https URL (http is only for localhost)",
-                         hint=f"ANTHROPIC_BASE_URL={DEFAULT_BASE_URL}")
-    return str(environment_id), base_url
+    base_url = api_base(env, recorded.get("api_base") or _manifest_api_base(repo))
+    return str(environment_id), base_url.rstrip("/")
 
 
 def _manifest_api_base(repo: Path) -> str | None:
