@@ -13,6 +13,7 @@ Results go to ``bench/results/cli_help.json``.
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import shutil
 import statistics
@@ -27,7 +28,7 @@ from common import BENCH, DEV_PY, REPO, write_results
 PY = DEV_PY
 ACTK = REPO / ".venv" / "bin" / "actk"
 RESULTS = BENCH / "results" / "cli_help.json"
-RUNS, WARMUP = 20, 3
+RUNS, WARMUP = int(os.environ.get("BENCH_HELP_RUNS", "20")), 3
 HEAVY = ("docker", "copier", "httpx", "rich", "pydantic", "yaml")
 
 AFTER_HELP = """

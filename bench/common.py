@@ -121,11 +121,14 @@ def template_state() -> dict[str, Any]:
 
 
 def write_results(path: Path, results: dict[str, Any]) -> None:
-    """``results`` as indented JSON at ``path``, stamped with when it was measured."""
+    """``results`` as indented JSON at ``path``, stamped with when it was measured. With
+    ``BENCH_RESULTS_DIR`` set (``python -m bench --out``), the file goes there instead."""
+    if os.environ.get("BENCH_RESULTS_DIR"):
+        path = Path(os.environ["BENCH_RESULTS_DIR"]) / path.name
     path.parent.mkdir(parents=True, exist_ok=True)
     stamped = {"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **results}
     path.write_text(json.dumps(stamped, indent=2) + "\n")
-    print(f"wrote {path.relative_to(REPO)}")
+    print(f"wrote {path.relative_to(REPO) if path.is_relative_to(REPO) else path}")
 
 
 def exit_status(failed: list[str]) -> int:

@@ -173,9 +173,21 @@ def clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
 
 
-def ours_env(repo: Path, level: str) -> dict[str, str]:
+def ours_env(repo: Path, level: str, port: int = 8088) -> dict[str, str]:
     return {**clean_env(), "PYTHONDONTWRITEBYTECODE": "1", "PYTHONPATH": str(repo / "src"),
-            "PORT": "8088", "HOST": "127.0.0.1", "LOG_LEVEL": level}
+            "PORT": str(port), "HOST": "127.0.0.1", "LOG_LEVEL": level}
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct ports nothing listens on now (a shared machine's tests take 8088+)."""
+    probes = [socket.socket() for _ in range(count)]
+    try:
+        for probe in probes:
+            probe.bind(("127.0.0.1", 0))
+        return [int(probe.getsockname()[1]) for probe in probes]
+    finally:
+        for probe in probes:
+            probe.close()
 
 
 def wrk_scripts(tmp: Path) -> dict[str, Path]:
@@ -397,18 +409,20 @@ def main() -> int:
         package = server_package(repo)
         lua = wrk_scripts(tmp)
         base = {**clean_env(), "PYTHONDONTWRITEBYTECODE": "1"}
-        peer_env = {**base, "PORT": "8089", "AGENTSERVER_STATE_ROOT": str(tmp / "peer-state")}
+        ours_port, peer_port, ceiling_port = free_ports(3)
+        peer_env = {**base, "PORT": str(peer_port),
+                    "AGENTSERVER_STATE_ROOT": str(tmp / "peer-state")}
         servers = [
-            Server("OURS (LOG_LEVEL=info)", [dev_py, "-m", package], repo, ours_env(repo, "info"),
-                   8088),
+            Server("OURS (LOG_LEVEL=info)", [dev_py, "-m", package], repo,
+                   ours_env(repo, "info", ours_port), ours_port),
             Server("OURS (LOG_LEVEL=warning)", [dev_py, "-m", package], repo,
-                   ours_env(repo, "warning"), 8088, primary=False),
+                   ours_env(repo, "warning", ours_port), ours_port, primary=False),
             Server("PEER (app.run: Hypercorn, in-memory store)", [str(peer_py),
-                   str(BENCH / "peer_app.py"), "run"], tmp, peer_env, 8089),
+                   str(BENCH / "peer_app.py"), "run"], tmp, peer_env, peer_port),
             Server("PEER re-hosted (uvicorn, in-memory store)", [str(peer_py),
-                   str(BENCH / "peer_app.py"), "uvicorn"], tmp, peer_env, 8089),
+                   str(BENCH / "peer_app.py"), "uvicorn"], tmp, peer_env, peer_port),
             Server("CEILING (Starlette + uvicorn)", [dev_py, str(BENCH / "ceiling_app.py")],
-                   tmp, {**base, "PORT": "8090"}, 8090),
+                   tmp, {**base, "PORT": str(ceiling_port)}, ceiling_port),
         ]
         print(f"wrk -t{THREADS} -c{CONNECTIONS}: {WARMUP_S} s warm-up + {DURATION_S} s per mode; "
               f"server CPU {cpus[0] if cpus else 'any'}, wrk CPU {cpus[1] if cpus else 'any'}; "

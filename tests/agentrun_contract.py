@@ -1092,8 +1092,10 @@ class AgentRunContract:
         status: int | None = None,
         body: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
+        after: int = 0,
     ) -> None:
-        """Answer the next ``times`` calls (of ``action``, or any; None: all) with a fault:
+        """Answer the next ``times`` calls (of ``action``, or any; None: all; the first
+        ``after`` of them pass) with a fault:
         a name from ``FAULTS`` ("Throttling", "Forbidden.RAM", "ServiceUnavailable",
         "InternalError", "ERR_INTERNAL_SERVER_ERROR", "conflict"), a status (429, 500, 502,
         503, 504, 409, 403), or any other gateway code with ``status``; ``body`` replaces the
@@ -1105,7 +1107,8 @@ class AgentRunContract:
             name = code_or_status
             default_status = FAULTS[name][0] if name in FAULTS else 400
         self._faults.add(
-            _Fault(name, action, times, status or default_status, body, dict(headers or {}))
+            _Fault(name, action, times, status or default_status, body, dict(headers or {})),
+            after,
         )
 
     def clear_faults(self) -> None:

@@ -512,8 +512,10 @@ class AnthropicContract:
         times: int | None = 1,
         body: Any = None,
         headers: dict[str, str] | None = None,
+        after: int = 0,
     ) -> None:
-        """Answer the next ``times`` (None: all) matching requests with ``status`` and Anthropic's
+        """Answer the next ``times`` (None: all; the first ``after`` pass) matching requests with
+        ``status`` and Anthropic's
         error envelope (or ``body``). A 429 carries ``retry-after: 0`` unless ``headers`` say
         otherwise. Faults apply after authentication."""
         default_headers = {"retry-after": "0"} if status == 429 else {}
@@ -525,7 +527,8 @@ class AnthropicContract:
                 status,
                 body,
                 {**default_headers, **(headers or {})},
-            )
+            ),
+            after,
         )
 
     def clear_faults(self) -> None:

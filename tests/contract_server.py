@@ -115,19 +115,25 @@ Fault = TypeVar("Fault", bound=CountedFault)
 
 
 class Faults(Generic[Fault]):
-    """The faults a test asked for, taken in order by the requests they match."""
+    """The faults a test asked for, taken in order by the requests they match. A fault added
+    with ``after=n`` lets the first ``n`` requests it matches through (a deploy interrupted
+    after its n-th call)."""
 
     def __init__(self) -> None:
         self._faults: list[Fault] = []
+        self._after: dict[int, int] = {}  # id(fault) -> matching requests still let through
         self._lock = threading.Lock()
 
-    def add(self, fault: Fault) -> None:
+    def add(self, fault: Fault, after: int = 0) -> None:
         with self._lock:
             self._faults.append(fault)
+            if after:
+                self._after[id(fault)] = after
 
     def clear(self) -> None:
         with self._lock:
             self._faults.clear()
+            self._after.clear()
 
     def take(self, matches: Callable[[Fault], bool]) -> Fault | None:
         """The first fault left that ``matches``, counted down once."""
@@ -136,6 +142,9 @@ class Faults(Generic[Fault]):
                 if fault.remaining is not None and fault.remaining <= 0:
                     continue
                 if not matches(fault):
+                    continue
+                if self._after.get(id(fault)):
+                    self._after[id(fault)] -= 1
                     continue
                 if fault.remaining is not None:
                     fault.remaining -= 1

@@ -24,6 +24,8 @@ to it), on an ephemeral port in a thread. ``api`` picks the generation the serve
            (served by the version the endpoint's selector picks, the latest one when none is
            set; it must be active; each call opens a session on it and records the version
            that served it in ``Recorded.served_by``)
+    GET    /agents/{name}/versions/{v}/sessions/{sid}:logstream    the session's log as SSE
+           frames ``event: log`` / ``data: <line>`` (404 for a session the version never had)
 
 ``api="2025-11-15-preview"`` (initial preview; azure-ai-projects 2.0.0b3), every route with
 ``?api-version=2025-11-15-preview``::
@@ -35,6 +37,9 @@ to it), on an ephemeral port in a thread. ``api`` picks the generation the serve
     GET    /agents/{name}/operations/{id}    NotStarted -> InProgress (`activation_polls` GETs)
                                              -> Succeeded | Failed {code, type, message}
     GET    /agents/{name}/operations, .../containers/default, .../containers/default/operations
+    GET    .../containers/default:logstream?kind=console|system&tail=1..300&follow=bool
+           the container's log as a chunked text stream, the last ``tail`` lines (400 for a
+           kind or tail outside those ranges; 404 before the container was started)
     POST   /openai/responses   body {"agent": {"type": "agent_reference", "name", "version"?},
            ...} -> the container's /responses (its container must be Running)
 
@@ -827,6 +832,9 @@ class Version:
     polls: int = 0  # GETs of this version so far
     container: Container | None = None  # preview only
     sessions: set[str] = field(default_factory=set)
+    # What the log streams serve: {"console"|"system": [line, ...]}, {session id: [line, ...]}
+    logs: dict[str, list[str]] = field(default_factory=dict)
+    session_logs: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def id(self) -> str:
@@ -891,6 +899,8 @@ GA_ROUTES = [
     *COMMON_ROUTES,
     Route("PATCH", "/agents/{agent_name}", "patch_agent"),
     Route("POST", "/agents/{agent_name}/endpoint/protocols/openai/responses", "invoke_ga"),
+    Route("GET", "/agents/{agent_name}/versions/{agent_version}/sessions/{session_id}:logstream",
+          "session_logstream"),
 ]
 _CONTAINER = "/agents/{agent_name}/versions/{agent_version}/containers/default"
 # A container action's state while its operation runs, and after it succeeds.
@@ -901,6 +911,7 @@ PREVIEW_ROUTES = [
     Route("POST", _CONTAINER + ":update", "container_update"),
     Route("POST", _CONTAINER + ":stop", "container_stop"),
     Route("POST", _CONTAINER + ":delete", "container_delete"),
+    Route("GET", _CONTAINER + ":logstream", "container_logstream"),
     Route("GET", _CONTAINER + "/operations", "list_version_operations"),
     Route("GET", _CONTAINER, "get_container"),
     Route("GET", "/agents/{agent_name}/operations/{operation_id}", "get_operation"),
@@ -1064,15 +1075,18 @@ class FoundryContract:
         *,
         path_contains: str | None = None,
         method: str | None = None,
-        times: int = 1,
+        times: int | None = 1,
         headers: dict[str, str] | None = None,
         body: Any = None,
+        after: int = 0,
     ) -> None:
         """Answer the next ``times`` matching requests with ``status`` (in the service's error
         shape for 401/403/404/409/429/500/502/503/504 unless ``body`` is given; 429 carries
         ``Retry-After: 1`` unless ``headers`` say otherwise). ``path_contains`` matches the path
-        relative to the project endpoint (``/agents/a/versions``, ``...:start``)."""
-        self._faults.add(Fault(status, path_contains, method, dict(headers or {}), body, times))
+        relative to the project endpoint (``/agents/a/versions``, ``...:start``); ``after``
+        matching requests pass first."""
+        self._faults.add(Fault(status, path_contains, method, dict(headers or {}), body, times),
+                         after)
 
     def version_outcome(
         self, status: str = "active", error: str | dict[str, str] | None = None
@@ -1101,6 +1115,25 @@ class FoundryContract:
             session = f"sess_{next(self._session_ids):04d}"
             chosen.sessions.add(session)
             return session
+
+    def add_logs(
+        self,
+        agent: str,
+        version: str,
+        lines: list[str],
+        *,
+        session: str | None = None,
+        kind: str = "console",
+    ) -> None:
+        """Lines the version's log stream serves: its container's ``kind`` log (preview), or
+        one session's log (GA; the session is opened on the version if it is new)."""
+        with self._lock:
+            target = self._agent(agent).versions[version]
+            if session is None:
+                target.logs.setdefault(kind, []).extend(lines)
+            else:
+                target.sessions.add(session)
+                target.session_logs.setdefault(session, []).extend(lines)
 
     def calls(self, method: str, path_contains: str = "") -> list[Recorded]:
         return [r for r in self.requests if r.method == method and path_contains in r.path]
@@ -1647,6 +1680,57 @@ class FoundryContract:
             assert version.container is not None
             body = version.container.as_json()
         self._send_json(handler, record, 200, body)
+
+    # --- log streams --------------------------------------------------------------------------
+
+    def _op_session_logstream(self, handler, record, params, payload) -> None:
+        with self._lock:
+            version = self._version(params["agent_name"], params["agent_version"])
+            session = params["session_id"]
+            if session not in version.sessions:
+                raise api_error(
+                    404, "not_found", f"Session '{session}' not found on '{version.id}'.",
+                    param="session_id",
+                )
+            lines = list(version.session_logs.get(session, []))
+        frames = "".join(f"event: log\ndata: {line}\n\n" for line in lines)
+        self._send_stream(handler, record, "text/event-stream", [frames.encode()])
+
+    def _op_container_logstream(self, handler, record, params, payload) -> None:
+        kind = record.query.get("kind", "console")
+        if kind not in ("console", "system"):
+            raise api_error(400, "invalid_value", f"Invalid kind '{kind}'; use console or "
+                            "system.", param="kind")
+        tail = record.query.get("tail", "20")
+        if not tail.isdigit() or not 1 <= int(tail) <= 300:
+            raise api_error(400, "invalid_value", f"tail must be 1..300, got '{tail}'.",
+                            param="tail")
+        if record.query.get("follow", "false").lower() not in ("true", "false"):
+            raise api_error(400, "invalid_value", "follow must be true or false.",
+                            param="follow")
+        with self._lock:
+            version = self._version(params["agent_name"], params["agent_version"])
+            if version.container is None or version.container.status in ("Stopped", "Deleted"):
+                raise api_error(404, "not_found",
+                                f"No running container for agent version '{version.id}'.")
+            lines = version.logs.get(kind, [])[-int(tail):]
+        self._send_stream(handler, record, "text/plain; charset=utf-8",
+                          [f"{line}\n".encode() for line in lines])
+
+    @staticmethod
+    def _send_stream(
+        handler: BaseHTTPRequestHandler, record: Recorded, content_type: str, chunks: list[bytes]
+    ) -> None:
+        """A chunked 200 (the service's log streams), ending after ``chunks``."""
+        record.status = 200
+        handler.send_response(200)
+        handler.send_header("Content-Type", content_type)
+        handler.send_header("Transfer-Encoding", "chunked")
+        handler.end_headers()
+        for chunk in chunks:
+            if chunk:
+                handler.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+        handler.wfile.write(b"0\r\n\r\n")
 
     # --- invocation ---------------------------------------------------------------------------
 

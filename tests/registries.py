@@ -11,6 +11,10 @@
 - ``flaky_proxy``: ``flaky_proxy(target_host, reset_every=3, reset_after=4096, max_resets=None)``,
   a TCP proxy that resets every Nth connection (alternately at once and after forwarding some
   bytes) and forwards the rest.
+- ``http_fault_proxy``: ``http_fault_proxy(target_host)``, an HTTPS proxy (the test CA's
+  certificate) that forwards each request to the registry and answers chosen ones itself
+  (``fail(503, method="PATCH", times=2)``, ``fail(429, headers={"Retry-After": "1"})``), and
+  delays every request by ``delay`` seconds.
 
 Servers listen on ephemeral ports and stop at the end of the session; the registry processes
 also die with the pytest process (parent-death signal) and after ``MAX_LIFETIME`` at the latest.
@@ -197,6 +201,135 @@ class RegistryProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+
+@dataclass
+class HttpFault:
+    status: int
+    method: str | None
+    path_contains: str | None
+    headers: dict[str, str]
+    remaining: int
+
+
+class HttpFaultProxy:
+    """An HTTPS proxy in front of a registry: forwards every request (the registry sees the
+    proxy's Host, so the upload URLs it hands out come back here), after ``delay`` seconds,
+    except the ones a :meth:`fail` picks, which it answers with that status (a registry-shaped
+    error body). ``requests`` records (method, path, status) of each."""
+
+    HOP = {"connection", "keep-alive", "transfer-encoding", "proxy-connection", "upgrade", "te"}
+
+    def __init__(self, target: str, test_ca: CertificateAuthority) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.target = target
+        self.delay = 0.0
+        self.requests: list[tuple[str, str, int]] = []
+        self._faults: list[HttpFault] = []
+        self._lock = threading.Lock()
+        upstream_context = test_ca.ssl_context()
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def handle_one(self) -> None:
+                proxy._forward(self, upstream_context)
+
+            do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = handle_one
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(test_ca.server_cert, test_ca.server_key)
+        self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
+        self.host = f"127.0.0.1:{self._server.server_address[1]}"
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def fail(self, status: int, *, method: str | None = None, path_contains: str | None = None,
+             times: int = 1, headers: dict[str, str] | None = None) -> None:
+        with self._lock:
+            self._faults.append(HttpFault(status, method, path_contains, dict(headers or {}),
+                                          times))
+
+    def _take(self, method: str, path: str) -> HttpFault | None:
+        with self._lock:
+            for fault in self._faults:
+                if fault.remaining > 0 and fault.method in (None, method) and (
+                    fault.path_contains is None or fault.path_contains in path
+                ):
+                    fault.remaining -= 1
+                    return fault
+        return None
+
+    def _forward(self, handler: Any, context: ssl.SSLContext) -> None:
+        import http.client
+
+        from tests.contract_server import read_body
+
+        headers = {k.lower(): v for k, v in handler.headers.items()}
+        body = read_body(handler, headers)
+        if self.delay:
+            time.sleep(self.delay)
+        fault = self._take(handler.command, handler.path)
+        if fault is not None:
+            error = json.dumps({"errors": [{"code": "UNAVAILABLE" if fault.status != 429
+                                            else "TOOMANYREQUESTS",
+                                            "message": f"injected {fault.status}"}]}).encode()
+            handler.send_response(fault.status)
+            for name, value in {"Content-Type": "application/json", **fault.headers}.items():
+                handler.send_header(name, value)
+            handler.send_header("Content-Length", str(len(error)))
+            handler.end_headers()
+            if handler.command != "HEAD":
+                handler.wfile.write(error)
+            self.requests.append((handler.command, handler.path, fault.status))
+            return
+        upstream = http.client.HTTPSConnection(self.target, context=context, timeout=120)
+        try:
+            forwarded = {k: v for k, v in handler.headers.items() if k.lower() not in self.HOP}
+            forwarded["Content-Length"] = str(len(body))
+            upstream.request(handler.command, handler.path, body=body, headers=forwarded)
+            answer = upstream.getresponse()
+            data = answer.read()
+        finally:
+            upstream.close()
+        handler.send_response(answer.status)
+        for name, value in answer.getheaders():
+            if name.lower() not in self.HOP and name.lower() != "content-length":
+                handler.send_header(name, value)
+        length = answer.getheader("content-length") if handler.command == "HEAD" else None
+        handler.send_header("Content-Length", length or str(len(data)))
+        handler.end_headers()
+        if handler.command != "HEAD":
+            handler.wfile.write(data)
+        self.requests.append((handler.command, handler.path, answer.status))
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+@pytest.fixture(scope="session")
+def http_fault_proxy(test_ca: CertificateAuthority) -> Iterator[Callable[[str], HttpFaultProxy]]:
+    """``http_fault_proxy(target_host)`` -> HttpFaultProxy (``.host``, ``.fail``, ``.delay``,
+    ``.requests``); the engine trusts the test CA for its host. Proxies close at the end of
+    the session."""
+    proxies: list[HttpFaultProxy] = []
+
+    def make(target: str) -> HttpFaultProxy:
+        proxy = HttpFaultProxy(target, test_ca)
+        proxies.append(proxy)
+        test_ca.trust(proxy.host)
+        return proxy
+
+    yield make
+    for proxy in proxies:
+        proxy.close()
 
 
 # --- htpasswd + TLS -------------------------------------------------------------------------

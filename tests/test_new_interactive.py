@@ -17,6 +17,7 @@ QUESTIONS_AFTER_SLUG = (
     "Port",
     "Model provider",
     "Deploy targets",
+    "Azure Monitor",
     "CI provider",
 )
 CLEAR_LINE = "\x15"

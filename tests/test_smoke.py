@@ -191,6 +191,17 @@ def test_smoke_prints_a_table_of_checks(agent_image: str, tmp_path: Path):
 
 
 @docker
+def test_smoke_env_overrides_reach_the_container(agent_image: str, tmp_path: Path):
+    # The echo image told to use OpenAI, without OpenAI's key: its server refuses to start, so
+    # the override reached it. CI uses the inverse (--env MODEL_PROVIDER=echo) for a pull
+    # request from a fork, which has no model key.
+    result = smoke(agent_image, "--json", "--env", "MODEL_PROVIDER=openai", cwd=tmp_path)
+    assert result.returncode == 6, result.stdout + result.stderr
+    readiness = json.loads(result.stdout)["checks"][0]
+    assert readiness["name"] == "readiness" and readiness["passed"] is False
+
+
+@docker
 def test_smoke_sends_the_declared_structured_inputs(inputs_agent: tuple[str, Path]):
     image, directory = inputs_agent
     result = smoke(image, "--json", "-C", str(directory))

@@ -23,6 +23,15 @@ if TYPE_CHECKING:
     from toolkit.push import PushResult
 
 
+ENV_OPTION = click.option(
+    "--env",
+    "-e",
+    "env",
+    multiple=True,
+    metavar="NAME[=VALUE]",
+    help="Set a variable in the container (repeatable); a bare NAME copies your value of it.",
+)
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="actk")
 def cli() -> None:
@@ -345,14 +354,7 @@ def _show_logs(logs: str) -> None:
     type=click.IntRange(0, 65535),
     help="Host port on 127.0.0.1 (default: the container port; 0 lets the engine pick one).",
 )
-@click.option(
-    "--env",
-    "-e",
-    "env",
-    multiple=True,
-    metavar="NAME[=VALUE]",
-    help="Set a variable in the container (repeatable); a bare NAME copies your value of it.",
-)
+@ENV_OPTION
 @click.option("--detach", "-d", is_flag=True, help="Leave it running and print its URL.")
 @click.option(
     "--timeout", type=float, default=60, show_default=True, help="Seconds to wait for /readiness."
@@ -573,6 +575,7 @@ def invoke(
     show_default=True,
     help="Run with a read-only root filesystem and a tmpfs /tmp, as cloud runtimes may.",
 )
+@ENV_OPTION
 @DIRECTORY_OPTION
 @JSON_OPTION
 @handle_errors
@@ -581,6 +584,7 @@ def smoke(
     timeout: float,
     drain_timeout: float | None,
     read_only: bool,
+    env: tuple[str, ...],
     directory: Path,
     as_json: bool,
 ) -> None:
@@ -589,15 +593,21 @@ def smoke(
     IMAGE defaults to agent.yaml's image.repository with tag latest. Checks readiness, every
     health path, a JSON and a streamed response (exact event order), the declared structured
     inputs, the error shape of malformed JSON, and that SIGTERM ends it with exit code 0.
-    Exits 6 naming the failed checks, after printing the container's logs.
+    Exits 6 naming the failed checks, after printing the container's logs. --env overrides the
+    container's settings, e.g. --env MODEL_PROVIDER=echo where the model's key is not at hand
+    (a pull request from a fork).
     """
+    import os
+
     from toolkit.console import Console
     from toolkit.container import RunSpec, sigterm_as_interrupt
     from toolkit.errors import SmokeError
+    from toolkit.run_command import parse_env
     from toolkit.smoke import run_smoke
 
     console = Console(as_json=as_json)
     spec = RunSpec.resolve(image, directory)
+    overrides = parse_env(env, os.environ)
 
     def started(container: Any) -> None:
         console.detail(f"{container.name} on {container.url}")
@@ -607,7 +617,8 @@ def smoke(
     try:
         with sigterm_as_interrupt(), console.status(f"Smoke-testing {spec.image}"):
             report = run_smoke(
-                spec, timeout=timeout, drain=drain_timeout, read_only=read_only, on_start=started
+                spec, timeout=timeout, drain=drain_timeout, read_only=read_only, on_start=started,
+                env=overrides,
             )
     except KeyboardInterrupt:
         click.echo("interrupted: the container was removed", err=True)
@@ -645,6 +656,18 @@ cli.add_command(delete)
 from toolkit.cli_worker import worker  # noqa: E402
 
 cli.add_command(worker)
+
+# --- CI and the template lifecycle (toolkit/cli_ci.py, toolkit/cli_update.py) ---------------
+
+from toolkit.cli_ci import ci  # noqa: E402
+from toolkit.cli_update import update  # noqa: E402
+
+cli.add_command(ci)
+cli.add_command(update)
+
+from toolkit.cli_logs import install as install_logs_and_verbose  # noqa: E402
+
+install_logs_and_verbose(cli)  # `actk logs`, and --verbose on every command: keep it last
 
 
 def main() -> None:

@@ -31,9 +31,10 @@ FEATURES_OPTION = click.option(
 
 
 def _shown_as_json_or_dry_run(result: DeployResult, console: Console) -> bool:
-    """Print a deploy's result for machines, or the requests of a dry run; True if done."""
+    """Print a deploy's result for machines, or the requests of a dry run; True if done.
+    (``emit`` also records the result in CI's job summary, with or without ``--json``.)"""
+    console.emit(result.to_dict())
     if console.as_json:
-        console.emit(result.to_dict())
         return True
     if result.dry_run:
         for request in result.requests:

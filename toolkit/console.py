@@ -17,8 +17,13 @@ import click
 
 
 def non_interactive() -> bool:
-    """True in CI or without a terminal: never prompt, never animate."""
-    return os.environ.get("CI", "").lower() in ("1", "true", "yes") or not sys.stdin.isatty()
+    """True in CI (``CI``, or Azure Pipelines' ``TF_BUILD``) or without a terminal: never
+    prompt, never animate."""
+    return (
+        os.environ.get("CI", "").lower() in ("1", "true", "yes")
+        or os.environ.get("TF_BUILD", "").lower() == "true"
+        or not sys.stdin.isatty()
+    )
 
 
 class Console:
@@ -107,6 +112,25 @@ class Console:
         RichConsole().print(table)
 
     def emit(self, payload: dict[str, Any]) -> None:
-        """The one JSON object of ``--json`` mode (no-op otherwise)."""
+        """A command's result: the one JSON object of ``--json`` mode (nothing on stdout
+        otherwise), and on GitHub Actions a section of the job summary either way."""
         if self.as_json:
             click.echo(json.dumps(payload))
+        record_result(payload, json_on_stdout=self.as_json)
+
+
+def command_path() -> str:
+    """The running command (``actk deploy azure``), or ``actk`` outside a click context."""
+    context = click.get_current_context(silent=True)
+    return context.command_path if context is not None else "actk"
+
+
+def record_result(payload: dict[str, Any], *, json_on_stdout: bool = False) -> None:
+    """In CI, a command's result in GitHub's job summary and as step outputs (no-op elsewhere)."""
+    if os.environ.get("GITHUB_ACTIONS", "").lower() != "true" and (
+        os.environ.get("TF_BUILD", "").lower() != "true"
+    ):
+        return
+    from toolkit.ci import record_result as record
+
+    record(command_path(), payload, json_on_stdout=json_on_stdout)

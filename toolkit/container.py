@@ -274,7 +274,10 @@ class AgentContainer:
         started = time.monotonic()
         deadline = started + timeout
         last = "no answer yet"
-        with closing_unless_interrupted(httpx.Client(timeout=2.0)) as http:
+        from toolkit.call_log import httpx_hooks
+
+        client = httpx.Client(timeout=2.0, event_hooks=httpx_hooks())
+        with closing_unless_interrupted(client) as http:
             while True:
                 try:
                     answer = http.get(self.url + path)

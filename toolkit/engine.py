@@ -20,9 +20,11 @@ def docker_client(timeout: float = 120) -> docker.DockerClient:
     """A docker-py client that has answered a ping, or a DockerError naming the fix."""
     import docker
 
+    from toolkit.call_log import watch_engine
+
     host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
     try:
-        client = docker.from_env(timeout=int(timeout))
+        client = watch_engine(docker.from_env(timeout=int(timeout)))
         client.ping()
     except docker.errors.DockerException as exc:
         raise DockerError(

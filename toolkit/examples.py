@@ -13,31 +13,27 @@ from typing import Any
 
 # name -> template answers (beyond the defaults)
 EXAMPLES: dict[str, dict[str, Any]] = {"echo-agent": {}}
-# .copier-answers.yml records where the template came from; examples point at the repo's copy.
-PORTABLE_SRC_PATH = "_src_path: ../../templates/agent"
 
 
 def render_example(name: str, destination: Path) -> Path:
-    """Render example ``name`` into ``destination/name`` with a portable answers file."""
+    """Render example ``name`` into ``destination/name`` as `actk new` does: from the versioned
+    template source, so its answers file records the template version (``_commit``) and the
+    portable source ``actk://templates/agent.git`` that `actk update` understands."""
     import copier
 
-    from toolkit.scaffold import template_dir
+    from toolkit.template_versions import SOURCE_URL, template_source
 
     target = destination / name
-    copier.run_copy(
-        str(template_dir()),
-        str(target),
-        data=EXAMPLES[name],
-        defaults=True,
-        unsafe=False,
-        quiet=True,
-    )
-    answers = target / ".copier-answers.yml"
-    lines = [
-        PORTABLE_SRC_PATH if line.startswith("_src_path:") else line
-        for line in answers.read_text(encoding="utf-8").splitlines()
-    ]
-    answers.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with template_source() as history:
+        copier.run_copy(
+            SOURCE_URL,
+            str(target),
+            data=EXAMPLES[name],
+            vcs_ref=history.current,
+            defaults=True,
+            unsafe=False,
+            quiet=True,
+        )
     return target
 
 

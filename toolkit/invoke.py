@@ -145,7 +145,10 @@ def invoke(
     result = InvokeResult(url=target)
     timeouts = httpx.Timeout(timeout, connect=10)
     try:
-        with closing_unless_interrupted(httpx.Client(timeout=timeouts)) as http:
+        from toolkit.call_log import httpx_hooks
+
+        client = httpx.Client(timeout=timeouts, event_hooks=httpx_hooks())
+        with closing_unless_interrupted(client) as http:
             if not stream:
                 answer = http.post(target, json=body)
                 _raise_for_error(answer, target)

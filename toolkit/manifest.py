@@ -94,6 +94,34 @@ class ImageSettings(Strict):
     tag: str = "{git_sha}"
     registry: RegistrySettings = Field(default_factory=RegistrySettings)
 
+    @field_validator("repository")
+    @classmethod
+    def _repository(cls, value: str | None) -> str | None:
+        from toolkit.tags import REPOSITORY_PATTERN
+
+        if value is not None and not REPOSITORY_PATTERN.match(value):
+            raise ValueError(f"{value!r} is not an image repository; use lower-case letters, "
+                             "digits and . _ - separators, e.g. example.io/team/agent")
+        return value
+
+    @field_validator("tag")
+    @classmethod
+    def _tag(cls, value: str) -> str:
+        import string
+
+        from toolkit.tags import PLACEHOLDERS
+
+        try:
+            names = [n for _, n, _, _ in string.Formatter().parse(value) if n is not None]
+        except ValueError as exc:
+            raise ValueError(f"cannot read {value!r} ({exc}); a literal brace is {{{{ or }}}}"
+                             ) from None
+        unknown = sorted(set(names) - set(PLACEHOLDERS))
+        if unknown:
+            raise ValueError(f"unknown placeholder {{{unknown[0]}}}; tags may use "
+                             + ", ".join(f"{{{p}}}" for p in PLACEHOLDERS))
+        return value
+
 
 class BuildSettings(Strict):
     context: str = "."
@@ -939,7 +967,14 @@ def load_manifest(start: Path) -> Manifest:
 
     path = find_manifest(start)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_unique_keys_loader())
+    except yaml.constructor.ConstructorError as exc:
+        mark = exc.problem_mark
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise ManifestError(
+            f"{path.name}{where}: {exc.problem}",
+            hint="keep one of the two entries (YAML would silently use the last one)",
+        ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -957,6 +992,29 @@ def load_manifest(start: Path) -> Manifest:
         return Manifest.model_validate(data)
     except ValidationError as exc:
         raise manifest_error(path.name, exc) from None
+
+
+def _unique_keys_loader() -> Any:
+    """A safe YAML loader that refuses a key given twice in one mapping (plain safe_load keeps
+    the last one without a word)."""
+    import yaml
+
+    class UniqueKeyLoader(yaml.SafeLoader):
+        pass
+
+    def mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = loader.construct_object(key_node)  # type: ignore[no-untyped-call]
+            if key in seen and key != "<<":
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"{key!r} is given twice", key_node.start_mark
+                )
+            seen.add(key)
+        return loader.construct_mapping(node)
+
+    UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
+    return UniqueKeyLoader
 
 
 def manifest_error(file_name: str, exc: ValidationError) -> ManifestError:

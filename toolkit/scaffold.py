@@ -83,16 +83,22 @@ def new_project(
         )
     import copier
 
+    from toolkit.template_versions import SOURCE_URL, template_source
+
     try:
-        worker = copier.run_copy(
-            str(template_dir()),
-            str(destination),
-            data=data,
-            defaults=use_defaults,
-            overwrite=force,
-            unsafe=False,
-            quiet=True,
-        )
+        # From the versioned template source, so .copier-answers.yml records the template
+        # version (_commit) and `actk update` can diff against it later.
+        with template_source() as history:
+            worker = copier.run_copy(
+                SOURCE_URL,
+                str(destination),
+                data=data,
+                vcs_ref=history.current,
+                defaults=use_defaults,
+                overwrite=force,
+                unsafe=False,
+                quiet=True,
+            )
     except ValueError as exc:  # copier's validators: a bad answer passed with --data
         raise ScaffoldError(str(exc), hint="fix the --data value and run again") from None
     except KeyboardInterrupt:

@@ -202,9 +202,13 @@ def run_smoke(
     read_only: bool = True,
     client: docker.DockerClient | None = None,
     on_start: Callable[[AgentContainer], None] | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> SmokeReport:
-    """Start ``spec.image`` on a free port, run every check, stop and remove the container."""
+    """Start ``spec.image`` on a free port, run every check, stop and remove the container.
+    ``env`` overrides the container's environment (not ``DRAIN_TIMEOUT``: that is ``drain``)."""
     import httpx
+
+    from toolkit.call_log import httpx_hooks
 
     if drain is None:
         drain = drain_timeout(spec.env, DEFAULT_DRAIN_TIMEOUT)
@@ -212,7 +216,7 @@ def run_smoke(
     report = SmokeReport(image=spec.image)
     container = AgentContainer.start(
         spec,
-        env={"DRAIN_TIMEOUT": f"{drain:g}"},
+        env={**(env or {}), "DRAIN_TIMEOUT": f"{drain:g}"},
         read_only=read_only,
         stop_timeout=round(window),
         name=container_name("smoke", spec.image),
@@ -231,7 +235,8 @@ def run_smoke(
             return report
         report.checks.append(Check("readiness", True, f"200 after {seconds:.2f} s", seconds))
         target = Target(
-            http=httpx.Client(base_url=container.url, timeout=timeout),
+            http=httpx.Client(base_url=container.url, timeout=timeout,
+                              event_hooks=httpx_hooks()),
             structured_inputs=spec.structured_inputs,
         )
         with closing_unless_interrupted(target.http):

@@ -16,6 +16,7 @@ bodies (RPC ``Code``/``Message``/``RequestId``, ROA ``code``/``message``/``reque
 from __future__ import annotations
 
 import json
+import logging
 import re
 import time
 from collections.abc import Callable, Generator, Mapping
@@ -103,6 +104,10 @@ def _from_default_chain() -> AlibabaCredentials:
             "installed",
             hint=hint + " after pip install alibabacloud_credentials",
         ) from None
+    # The chain logs each provider it tries, with a traceback, on its own stderr handler
+    # (logger "credentials"); what failed is reported below as one line instead.
+    chain_log = logging.getLogger("credentials")
+    was_disabled, chain_log.disabled = chain_log.disabled, True
     try:
         model = CredentialClient().get_credential()
     except Exception as exc:  # the chain raises its own CredentialException and others
@@ -111,6 +116,8 @@ def _from_default_chain() -> AlibabaCredentials:
             f"the Alibaba Cloud default credential chain found no credentials: {text[:200]}",
             hint=hint,
         ) from None
+    finally:
+        chain_log.disabled = was_disabled
     if not (model.access_key_id and model.access_key_secret):
         raise CloudError(
             "the Alibaba Cloud default credential chain gave no access key",

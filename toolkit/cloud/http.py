@@ -11,8 +11,9 @@
 - every secret handed to the client (tokens, keys, SAS URLs) and every signature-like query
   value (``sig=``, ``token=`` ...) is removed from the call log and from the errors it raises;
 - ``on_call`` receives one line per attempt (method, URL without its query's signatures,
-  status, milliseconds): what ``--verbose`` prints; ``on_retry`` one line per wait ("HTTP 503;
-  retrying in 2.0 s (attempt 2 of 4)"), for clients that show progress.
+  status, milliseconds); ``on_retry`` one line per wait ("HTTP 503; retrying in 2.0 s
+  (attempt 2 of 4)"), for clients that show progress. Both lines also go to the process-wide
+  call log (:mod:`toolkit.call_log`), which ``--verbose`` prints on stderr.
 
 Per-attempt signing (Alibaba's ACS3) is an ``httpx.Auth`` passed with the request: httpx runs
 its ``auth_flow`` on every send, so each retry is signed afresh.
@@ -31,6 +32,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx
 
+from toolkit import call_log
 from toolkit.errors import CloudError
 from toolkit.redact import redact
 
@@ -211,13 +213,13 @@ class CloudHttp:
             wait = min(delay, self.policy.max_retry_after)
             if asked is None and self.policy.jitter:
                 wait *= random.uniform(1 - self.policy.jitter, 1 + self.policy.jitter)
+            notice = self.redact(
+                f"{label}: {reason}; retrying in {wait:.1f} s "
+                f"(attempt {attempt + 1} of {self.policy.attempts})"
+            )
             if self._on_retry is not None:
-                self._on_retry(
-                    self.redact(
-                        f"{label}: {reason}; retrying in {wait:.1f} s "
-                        f"(attempt {attempt + 1} of {self.policy.attempts})"
-                    )
-                )
+                self._on_retry(notice)
+            call_log.record(notice, source="retry")
             self._sleep(wait)
             delay = min(delay * 2, self.policy.max_backoff)
         raise AssertionError("unreachable")  # pragma: no cover
@@ -240,10 +242,15 @@ class CloudHttp:
         return self._client.send(request, auth=auth, stream=True)
 
     def _log(self, method: str, url: str, outcome: str, started: float) -> None:
+        if self._on_call is None and not call_log.enabled():
+            return
+        elapsed = (time.monotonic() - started) * 1000
+        if not url.startswith(("http://", "https://")):  # a failed connection: name its host
+            url = str(self._client.base_url.join(url))
+        line = self.redact(f"{method} {safe_url(url)} -> {outcome} ({elapsed:.0f} ms)")
         if self._on_call is not None:
-            elapsed = (time.monotonic() - started) * 1000
-            line = f"{method} {safe_url(url)} -> {outcome} ({elapsed:.0f} ms)"
-            self._on_call(self.redact(line))
+            self._on_call(line)
+        call_log.record(line)
 
     def _unreachable(self, label: str, url: str, exc: Exception, attempts: int) -> CloudError:
         if self._unreachable_error is not None:

@@ -98,6 +98,7 @@ from toolkit.deploy.core import (
     responses_body,
     run_and_close,
     secret_values,
+    target_section,
     utc_now,
 )
 from toolkit.errors import CloudError, InvokeError, ManifestError
@@ -563,17 +564,9 @@ EXAMPLE = "targets: {alibaba: {region: cn-hangzhou}}"
 
 def load_target(directory: Path) -> tuple[Path, Manifest, AlibabaTarget]:
     """(repository, manifest, targets.alibaba); a missing section is a ManifestError."""
-    from toolkit.manifest import find_manifest, load_manifest
-
-    path = find_manifest(directory)
-    manifest = load_manifest(path)
-    target = manifest.targets.alibaba
-    if target is None:
-        raise ManifestError(
-            f"{path.name} has no targets.alibaba section",
-            hint=f"add `{EXAMPLE}` to {path.name} (the region of your Container Registry)",
-        )
-    return path.parent, manifest, target
+    return target_section(
+        directory, "alibaba", f"add `{EXAMPLE}` to {{file}} (the region of your Container Registry)"
+    )
 
 
 def control_plane(target: AlibabaTarget, env: Mapping[str, str], override: str | None
@@ -1332,6 +1325,7 @@ def invoke_alibaba(
     appear in output or errors."""
     import httpx
 
+    from toolkit.call_log import httpx_hooks
     from toolkit.invoke import InvokeResult, closing_unless_interrupted, responses_url
 
     base = invoke_url(directory, env, endpoint=endpoint, clock=clock, transport=transport)
@@ -1346,6 +1340,7 @@ def invoke_alibaba(
         timeout=httpx.Timeout(timeout, connect=10),
         transport=transport,
         trust_env=host not in ("127.0.0.1", "localhost", "::1"),
+        event_hooks=httpx_hooks(secrets),
     )
     def hide(text: str) -> str:
         return redact(text, secrets)

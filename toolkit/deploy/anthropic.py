@@ -74,6 +74,7 @@ from toolkit.deploy.core import (
     Problem,
     resolve_image,
     run_and_close,
+    target_section,
     utc_now,
 )
 from toolkit.errors import CloudError, InvokeError, ManifestError
@@ -414,17 +415,7 @@ def session_update_body(title: str, metadata: Mapping[str, str], remote: Mapping
 
 def load_target(directory: Path) -> tuple[Path, Manifest, AnthropicTarget]:
     """(repository, manifest, targets.anthropic); a missing section is a ManifestError."""
-    from toolkit.manifest import find_manifest, load_manifest
-
-    path = find_manifest(directory)
-    manifest = load_manifest(path)
-    target = manifest.targets.anthropic
-    if target is None:
-        raise ManifestError(
-            f"{path.name} has no targets.anthropic section",
-            hint=f"add `{EXAMPLE}` to {path.name}",
-        )
-    return path.parent, manifest, target
+    return target_section(directory, "anthropic", f"add `{EXAMPLE}` to {{file}}")
 
 
 def chosen_model(manifest: Manifest, target: AnthropicTarget

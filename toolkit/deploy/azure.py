@@ -80,6 +80,7 @@ from toolkit.deploy.core import (
     responses_body,
     run_and_close,
     secret_values,
+    target_section,
     utc_now,
 )
 from toolkit.errors import CloudError, InvokeError, ManifestError
@@ -420,19 +421,11 @@ def definition_changes(desired: Mapping[str, Any], current: Mapping[str, Any]) -
 
 
 def load_target(directory: Path) -> tuple[Path, Manifest, AzureTarget]:
-    """(repository, manifest, targets.azure); a missing section or endpoint is a ManifestError."""
-    from toolkit.manifest import find_manifest, load_manifest
-
-    path = find_manifest(directory)
-    manifest = load_manifest(path)
-    target = manifest.targets.azure
-    if target is None:
-        raise ManifestError(
-            f"{path.name} has no targets.azure section",
-            hint=f"add `targets: {{azure: {{project_endpoint: {ENDPOINT_EXAMPLE}}}}}` to "
-            f"{path.name}",
-        )
-    return path.parent, manifest, target
+    """(repository, manifest, targets.azure); a missing section is a ManifestError."""
+    return target_section(
+        directory, "azure",
+        f"add `targets: {{azure: {{project_endpoint: {ENDPOINT_EXAMPLE}}}}}` to {{file}}",
+    )
 
 
 def _require_endpoint(target: AzureTarget) -> None:

@@ -376,6 +376,21 @@ def resolve_image(
     return _tagged(repo, manifest), "image.repository:tag", None, stale
 
 
+def target_section(directory: Path, name: str, hint: str) -> tuple[Path, Manifest, Any]:
+    """(repository, manifest, ``targets.<name>``); a missing section is a ManifestError whose
+    hint is ``hint`` with ``{file}`` replaced by the manifest's file name."""
+    from toolkit.errors import ManifestError
+    from toolkit.manifest import find_manifest, load_manifest
+
+    path = find_manifest(directory)
+    manifest = load_manifest(path)
+    target = getattr(manifest.targets, name)
+    if target is None:
+        raise ManifestError(f"{path.name} has no targets.{name} section",
+                            hint=hint.replace("{file}", path.name))
+    return path.parent, manifest, target
+
+
 def _tagged(repo: Path, manifest: Manifest) -> str:
     from toolkit.build import planned_tags
     from toolkit.console import Console

@@ -41,7 +41,10 @@ def credentials_for(
         form["tenant"] = tenant
     secrets = (entra_token,)
     try:
-        with httpx.Client(verify=tls_context(host), timeout=30) as client:
+        from toolkit.call_log import httpx_hooks
+
+        with httpx.Client(verify=tls_context(host), timeout=30,
+                          event_hooks=httpx_hooks(secrets)) as client:
             response = client.post(f"https://{host}/oauth2/exchange", data=form)
     except httpx.HTTPError as exc:
         raise RegistryError(

@@ -46,7 +46,10 @@ class RegistryClient:
         self.host = host
         self.credentials = credentials
         self._secrets = credentials.secrets if credentials else ()
-        self._http = httpx.Client(verify=tls_context(host), timeout=timeout)
+        from toolkit.call_log import httpx_hooks
+
+        self._http = httpx.Client(verify=tls_context(host), timeout=timeout,
+                                  event_hooks=httpx_hooks(self._secrets))
         self._base = f"https://{host}"
 
     def __enter__(self) -> RegistryClient:

@@ -4,6 +4,9 @@ Under load the access log writes a line per request, and a write system call per
 as much as a good share of the request itself. :class:`BatchedStreamHandler` therefore collects
 info and debug lines for at most ``FLUSH_INTERVAL`` seconds (or ``FLUSH_BYTES``) and writes them
 with one call; warnings and errors go out at once, and everything pending is written at exit.
+
+With telemetry on (telemetry/otel.py sets :data:`trace_ids`), a line written while a span is
+active carries its ``trace_id`` and ``span_id``; without it, one ``is None`` test per line.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Callable
 from json.encoder import encode_basestring as _string
 
 _encode = json.JSONEncoder(ensure_ascii=False, default=str).encode
@@ -23,6 +27,8 @@ _STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {
     "asctime",
     "color_message",
 }
+# ``(trace_id, span_id)`` of the current span, or None; set only when telemetry is on.
+trace_ids: Callable[[], tuple[str, str] | None] | None = None
 
 
 class JsonFormatter(logging.Formatter):
@@ -45,6 +51,8 @@ class JsonFormatter(logging.Formatter):
             entry[key] = fields[key]
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
+        if trace_ids is not None:
+            _add_trace_ids(entry)
         return _encode(entry)
 
 
@@ -144,6 +152,8 @@ class AccessLog:
             "message": "request",
             **fields,
         }
+        if trace_ids is not None:
+            _add_trace_ids(entry)
         handler.write(_encode(entry))
 
     def request(self, request_id: str, response_id: str | None, method: str, path: str,
@@ -151,7 +161,8 @@ class AccessLog:
         """``write()`` of a request's fields, with the line written as text: the keys are fixed,
         and the values are strings, an int and a float, written as ``json`` writes them."""
         handler = self._direct()
-        if handler is None or latency_ms.__class__ is not float or status.__class__ is not int:
+        if (handler is None or latency_ms.__class__ is not float or status.__class__ is not int
+                or trace_ids is not None):
             self.write({"request_id": request_id, "response_id": response_id, "method": method,
                         "path": path, "status": status, "latency_ms": latency_ms})
             return
@@ -162,6 +173,12 @@ class AccessLog:
             f'"method": {_string(method)}, "path": {_string(path)}, "status": {status}, '
             f'"latency_ms": {latency_ms!r}}}'
         )
+
+
+def _add_trace_ids(entry: dict[str, object]) -> None:
+    ids = trace_ids() if trace_ids is not None else None
+    if ids is not None:
+        entry["trace_id"], entry["span_id"] = ids
 
 
 def configure(level: str) -> None:

@@ -8,6 +8,7 @@ OpenAI does (``input[2].content[0].text``).
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -254,6 +255,18 @@ def _tools(body: dict[str, Any]) -> list[Any]:
     return tools or []
 
 
+def _session_id(body: dict[str, Any]) -> str | None:
+    """``agent_session_id``: it goes back as the ``x-agent-session-id`` header, which cannot
+    hold control characters (a newline there would end the header)."""
+    value = _optional_str(body, "agent_session_id")
+    if value is not None and _CONTROL.search(value):
+        raise _fail("'agent_session_id' must not hold control characters.", "agent_session_id")
+    return value
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def _truncation(body: dict[str, Any]) -> str:
     truncation = body.get("truncation") or "disabled"
     if truncation not in ("auto", "disabled"):
@@ -286,7 +299,7 @@ _FIELDS: tuple[tuple[str, str, Callable[[dict[str, Any]], Any]], ...] = (
     ("user", "user", lambda body: _optional_str(body, "user")),
     ("conversation", "conversation", _conversation),
     ("agent_reference", "agent_reference", _agent_reference),
-    ("agent_session_id", "agent_session_id", lambda body: _optional_str(body, "agent_session_id")),
+    ("agent_session_id", "agent_session_id", _session_id),
     ("response_id", "response_id", lambda body: _optional_str(body, "response_id")),
     ("structured_inputs", "structured_inputs",
      lambda body: _object(body, "structured_inputs") or {}),

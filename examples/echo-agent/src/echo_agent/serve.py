@@ -2,16 +2,22 @@
 
 On SIGTERM (or SIGINT): readiness turns 503 and new work is refused with 503; in-flight
 requests get up to ``DRAIN_TIMEOUT`` seconds to finish; then the server stops and the process
-exits 0. A second signal stops at once.
+exits 0. A second signal ends the drain early: the runs still going are stopped (each ends as
+``failed`` with ``server_shutting_down``, streams still get their terminal event), and the
+process still exits 0. A third closes the connections at once (uvicorn's forced exit), also 0.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import importlib.util
 import logging
+import signal
 import sys
+import threading
+from collections.abc import Iterator
 
 from . import logs
 from .app import AgentServer, create_app
@@ -68,6 +74,59 @@ def _uvicorn_server():
 
 
 Config, Server = _uvicorn_server()
+from uvicorn.server import HANDLED_SIGNALS  # noqa: E402 (after the deferrals above)
+
+
+def bounded_protocol(request_timeout: float) -> type[asyncio.Protocol]:
+    """uvicorn's httptools protocol, with slow senders bounded (uvicorn has no such timeout): a
+    connection is closed when a request has not arrived whole (headers and body)
+    ``request_timeout`` seconds after its first byte, or after the connection opened.
+
+    Per request it only notes the time; one timer per connection checks it. When httptools is
+    missing (uvicorn falls back to h11) this returns ``"auto"``: no bound.
+    """
+    try:
+        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+    except ImportError:
+        return "auto"  # type: ignore[return-value]
+
+    class BoundedHttpToolsProtocol(HttpToolsProtocol):
+        _began: float | None = None  # when the request arriving now began; None: none is
+        _timer: asyncio.TimerHandle | None = None
+
+        def connection_made(self, transport) -> None:
+            super().connection_made(transport)
+            self._began = self.loop.time()  # an idle new connection counts as a slow request
+            self._timer = self.loop.call_later(request_timeout, self._check)
+
+        def on_message_begin(self) -> None:
+            super().on_message_begin()
+            self._began = self.loop.time()
+
+        def on_message_complete(self) -> None:
+            super().on_message_complete()
+            self._began = None
+
+        def connection_lost(self, exc) -> None:
+            if self._timer is not None:
+                self._timer.cancel()
+            super().connection_lost(exc)
+
+        def _check(self) -> None:
+            self._timer = None
+            if self.transport.is_closing():
+                return
+            now, began = self.loop.time(), self._began
+            if began is not None and now - began >= request_timeout:
+                client = "{}:{}".format(*self.client) if self.client else None
+                logger.warning("request timed out: closing the connection",
+                               extra={"request_timeout": request_timeout, "client": client})
+                self.transport.close()
+                return
+            wait = request_timeout if began is None else began + request_timeout - now
+            self._timer = self.loop.call_later(wait, self._check)
+
+    return BoundedHttpToolsProtocol
 
 
 class DrainingServer(Server):
@@ -76,14 +135,36 @@ class DrainingServer(Server):
         self.agent_server = agent_server
         self.drain_timeout = drain_timeout
         self._drain_task: asyncio.Task | None = None
+        self._signals = 0  # exit signals received
+        self._hurry = False  # a second signal: stop waiting for in-flight work
 
     async def startup(self, *args, **kwargs) -> None:
         await super().startup(*args, **kwargs)
         asyncio.get_running_loop().call_later(GC_FREEZE_DELAY, _collect_and_freeze)
 
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        """uvicorn's, minus the end: it puts the old handlers back once the server has stopped,
+        so a signal arriving while the process finishes would kill it (exit -15). This
+        handler stays to the end; what it does then changes nothing."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        for sig in HANDLED_SIGNALS:
+            signal.signal(sig, self.handle_exit)
+        yield
+
     def handle_exit(self, sig, frame) -> None:
-        if self.agent_server.draining:  # second signal: stop now
-            super().handle_exit(sig, frame)
+        # Not uvicorn's handle_exit: it records the signal and raises it again once the server
+        # has stopped, so the process would die of it (exit -15) instead of exiting 0.
+        self._signals += 1
+        if self._signals == 2:  # end the drain now
+            logger.warning("second signal: stopping the drain early",
+                           extra={"in_flight": self.agent_server.busy})
+            self._hurry = True
+            return
+        if self._signals > 2:  # close the connections at once
+            self.should_exit = self.force_exit = True
             return
         self.agent_server.draining = True
         logger.info("draining", extra={"in_flight": self.agent_server.busy,
@@ -97,11 +178,12 @@ class DrainingServer(Server):
     async def _drain(self) -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.drain_timeout
-        while self.agent_server.busy and loop.time() < deadline:
+        while self.agent_server.busy and loop.time() < deadline and not self._hurry:
             await asyncio.sleep(0.05)
         if self.agent_server.busy:
             aborted = self.agent_server.abort_runs()
-            logger.warning("drain timed out: stopping what is left",
+            logger.warning("drain ended early: stopping what is left" if self._hurry else
+                           "drain timed out: stopping what is left",
                            extra={"in_flight": self.agent_server.busy, "runs_stopped": aborted})
             # Let the stopped runs send their terminal events before the server closes.
             grace = loop.time() + 2
@@ -124,16 +206,31 @@ def serve(settings: Settings | None = None) -> int:
         access_log=False,
         lifespan="off",
         ws="none",  # no WebSocket routes; "auto" would import any websockets library installed
+        http=bounded_protocol(settings.request_timeout),
         server_header=False,
         timeout_graceful_shutdown=1,
     )
-    server = DrainingServer(config, app.state.server, settings.drain_timeout)
+    agent_server = app.state.server
+    server = DrainingServer(config, agent_server, settings.drain_timeout)
+    telemetry = agent_server.telemetry  # None unless an exporter is configured
+    if telemetry is not None:
+        telemetry.install()
     logger.info(
         "listening",
         extra={"host": settings.host, "port": settings.port, "agent": settings.agent_name,
-               "model_provider": settings.model_provider, "model": settings.model_name},
+               "model_provider": settings.model_provider, "model": settings.model_name,
+               "telemetry": telemetry is not None},
     )
-    server.run()
+    try:
+        server.run()
+    finally:
+        # From here a signal has nothing left to stop; ignored, it cannot kill the process as
+        # it finishes (Python puts the default handlers back when it exits, not ignored ones).
+        if threading.current_thread() is threading.main_thread():
+            for sig in HANDLED_SIGNALS:
+                signal.signal(sig, signal.SIG_IGN)
+        if telemetry is not None:  # export what is pending before the process exits
+            telemetry.shutdown()
     return 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -47,7 +48,7 @@ from .routing import (
 )
 from .runs import SHUTTING_DOWN, AgentFunction, BackgroundRun, ResponseRun
 from .settings import Settings
-from .sse import EventStreamResponse
+from .sse import EventStreamResponse, Resume
 from .store import ResponseStore, StoredResponse
 
 logger = logging.getLogger(__name__)
@@ -79,8 +80,12 @@ def failure_error(response: dict[str, Any]) -> APIError:
 
 
 def _session_header(session_id: str) -> list[tuple[bytes, bytes]]:
-    """``x-agent-session-id`` as a JSON answer carries it (latin-1, as every JSON answer)."""
-    return [(b"x-agent-session-id", session_id.encode("latin-1"))]
+    """``x-agent-session-id`` as a JSON answer carries it: latin-1, as every JSON answer (so a
+    header's id goes back byte for byte), or UTF-8 for a body's id that latin-1 cannot write."""
+    try:
+        return [(b"x-agent-session-id", session_id.encode("latin-1"))]
+    except UnicodeEncodeError:
+        return [(b"x-agent-session-id", session_id.encode())]
 
 
 class AgentServer:
@@ -93,12 +98,24 @@ class AgentServer:
         self.inputs = settings.input_plan or compile_inputs(settings)
         self.agent = agent or user_agent.respond
         self.provider = load_provider(settings)
+        # None unless an exporter is configured: then the agent, the provider and (in
+        # create_app) the app are wrapped at start-up, and _start() tells it about each run.
+        self.telemetry = None
+        if settings.telemetry is not None:
+            from .telemetry import start_telemetry
+
+            self.telemetry = start_telemetry(settings.telemetry, settings)
+            if self.telemetry is not None:
+                self.agent = self.telemetry.wrap_agent(self.agent)
+                self.provider = self.telemetry.wrap_provider(self.provider)
         self.store = ResponseStore(settings.response_store_size)
         self.draining = False
         self.in_flight = 0  # requests being served (health checks excluded)
         self.background_runs: set[BackgroundRun] = set()
         self.runs: set[ResponseRun] = set()  # runs going on, for abort_runs()
+        self.claimed: set[str] = set()  # caller-chosen response ids of requests going on
         self._plain_segments: tuple[str, ...] | None = None  # see objects.response_segments
+        self._openapi: bytes | None = None  # GET /openapi.json, once asked for
 
     def abort_runs(self) -> int:
         """End every run still going as failed (``server_shutting_down``); how many there were."""
@@ -134,29 +151,38 @@ class AgentServer:
             await send_json(send, exc.status, exc.body(), encode_headers(error_headers(exc)),
                             trailing)
             return
-        state["response_id"] = run.response["id"]
+        except ClientDisconnect:  # gone before its body had arrived: nobody to answer
+            state["status"] = CLIENT_CLOSED
+            return
+        state["response_id"] = response_id = run.response["id"]
         session_id = run.ctx.session_id
-        if create.background:
-            await self._background(scope, receive, send, run, entry, create.stream, trailing,
-                                   state)
-            return
-        if create.stream:
-            await self._stream(scope, receive, send, run.stream(done_marker=True), session_id,
-                               trailing, state)
-            if run.final_json is not None:
-                entry.settle(run.final_json)
-            return
-        response = await run.complete()
-        session = _session_header(session_id)
-        if response["status"] == "failed":
-            error = failure_error(response)
-            state["status"] = error.status
-            await send_json(send, error.status, error.body(), session, trailing)
-            return
-        text = run.json()
-        entry.settle(text)
-        state["status"] = 200
-        await send_json(send, 200, text.encode(), session, trailing)
+        try:
+            if create.background:
+                await self._background(scope, receive, send, run, entry, create.stream,
+                                       trailing, state)
+                return
+            if create.stream:
+                await self._stream(scope, receive, send, run.stream(done_marker=True),
+                                   session_id, trailing, state)
+                if run.final_json is not None:
+                    entry.settle(run.final_json)
+                return
+            response = await complete_or_cancel(run, receive)
+            if response is None:  # the client went away: nobody to answer
+                state["status"] = CLIENT_CLOSED
+                return
+            session = _session_header(session_id)
+            if response["status"] == "failed":
+                error = failure_error(response)
+                state["status"] = error.status
+                await send_json(send, error.status, error.body(), session, trailing)
+                return
+            text = run.json()
+            entry.settle(text)
+            state["status"] = 200
+            await send_json(send, 200, text.encode(), session, trailing)
+        finally:  # a caller's id is claimed while its request runs (see _start)
+            self.claimed.discard(response_id)
 
     async def _background(self, scope: Scope, receive: Receive, send: Send, run: ResponseRun,
                           entry: StoredResponse, stream: bool,
@@ -181,7 +207,8 @@ class AgentServer:
         # SSE headers are UTF-8 encoded (JSON answers use latin-1).
         headers = [(b"x-agent-session-id", session_id.encode()), *trailing]
         response = EventStreamResponse(
-            batches, keepalive=self.settings.sse_keepalive_interval, headers=headers
+            batches, keepalive=self.settings.sse_keepalive_interval, headers=headers,
+            write_timeout=self.settings.write_timeout,
         )
         state["status"] = 200
         await response(scope, receive, send)
@@ -198,7 +225,7 @@ class AgentServer:
                 "A response id may hold only letters, digits, '_' and '-' (at most 128).",
                 param="response_id",
             )
-        elif response_id in self.store:
+        elif response_id in self.store or response_id in self.claimed:
             raise Conflict(f"Response '{response_id}' already exists.", param="response_id",
                            code="response_id_conflict")
         history: list[dict[str, Any]] = []
@@ -264,6 +291,13 @@ class AgentServer:
                 self._plain_segments = response_segments(response)
             run.segments = self._plain_segments
         run.on_end = partial(self._remember, run, entry)
+        if self.telemetry is not None:
+            self.telemetry.run_started(run)
+        if response_id_header or create.response_id:
+            # Claimed until the request is over (the caller releases it), so a concurrent
+            # request with the same id gets 409 before this one is stored. Nothing above
+            # awaits: the check and the claim cannot interleave with another request's.
+            self.claimed.add(response_id)
         return run, entry
 
     def _remember(self, run: ResponseRun, entry: StoredResponse) -> None:
@@ -283,7 +317,8 @@ class AgentServer:
                 )
             starting_after = _int_param(request, "starting_after", -1, -1, 10**9)
             return EventStreamResponse(
-                entry.run.follow(starting_after), keepalive=self.settings.sse_keepalive_interval
+                entry.run.follow(starting_after), keepalive=self.settings.sse_keepalive_interval,
+                write_timeout=self.settings.write_timeout,
             )
         return Response(entry.json())
 
@@ -357,7 +392,13 @@ class AgentServer:
         create.stream = create.background = False
         run, entry = self._start(create, _latin1(headers.get(b"x-agent-response-id")),
                                  _latin1(headers.get(b"x-agent-session-id")))
-        response = await run.complete()
+        try:
+            response = await complete_or_cancel(run, request.receive)
+        finally:
+            self.claimed.discard(run.response["id"])
+        if response is None:  # the client went away: what is sent now reaches nobody
+            gone = APIError("The client closed the request.", code="client_closed_request")
+            return Response(gone.body(), CLIENT_CLOSED)
         if response["status"] == "failed":
             return error_response(failure_error(response))
         output_text = "".join(
@@ -386,6 +427,14 @@ class AgentServer:
         """AgentCore-style: ``Healthy``, or ``HealthyBusy`` while requests are in flight."""
         return JSONBody({"status": "HealthyBusy" if self.busy else "Healthy"})
 
+    async def openapi(self, request: Request) -> Response:
+        """This server's OpenAPI document (openapi.py), written once."""
+        if self._openapi is None:
+            from .openapi import document
+
+            self._openapi = dumps(document()).encode()
+        return Response(self._openapi)
+
     def routes(self) -> list[Route]:
         responses = [
             Route("/responses", self.create_response, methods=["POST"], raw=True),
@@ -407,10 +456,46 @@ class AgentServer:
             Route("/health", self.readiness, methods=["GET"]),
             Route("/liveness", self.liveness, methods=["GET"]),
             Route("/ping", self.ping, methods=["GET"]),
+            Route("/openapi.json", self.openapi, methods=["GET"]),
         ]
 
 
 # --- request helpers -------------------------------------------------------------------------
+
+
+CLIENT_CLOSED = 499  # the status the request log records when the client left first (nginx's)
+
+
+async def complete_or_cancel(run: ResponseRun, receive: Receive) -> dict[str, Any] | None:
+    """``await run.complete()``, cancelled when the client disconnects first (then ``None``).
+
+    A run that finishes without pausing (a fast agent) needs no watcher: it is stepped once by
+    hand, and only when it pauses does a task start reading ``receive`` for the disconnect."""
+    coroutine = run.complete()
+    try:
+        paused_on = coroutine.send(None)
+    except StopIteration as done:
+        return done.value
+    task = asyncio.current_task()
+    gone = asyncio.Event()
+    watcher = asyncio.get_running_loop().create_task(_cancel_on_disconnect(receive, task, gone))
+    try:
+        return await Resume(coroutine, paused_on)
+    except asyncio.CancelledError:
+        if not gone.is_set():
+            raise  # cancelled by the server (shutdown), not by the client
+        if hasattr(task, "uncancel"):  # Python 3.11+
+            task.uncancel()
+        return None
+    finally:
+        watcher.cancel()
+
+
+async def _cancel_on_disconnect(receive: Receive, task: asyncio.Task, gone: asyncio.Event) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass  # the body was read already: nothing else should come but the disconnect
+    gone.set()
+    task.cancel()
 
 
 def _first_values(raw: list[tuple[bytes, bytes]]) -> dict[bytes, bytes]:
@@ -437,12 +522,20 @@ def check_body_headers(content_type: bytes | None, content_length: bytes | None,
 
 
 def decode_json(body: bytes) -> Any:
+    """The JSON value of ``body``; 400 ``invalid_json`` when it is not JSON, or when a string in
+    it holds a lone surrogate (``"\\ud800"``), which no answer or log line could encode."""
     try:
         if body[:1] == b"{" and body[1:2] != b"\x00":
-            # What json.loads(body) does, minus its encoding sniffing: this start means UTF-8.
-            return json.loads(body.decode("utf-8", "surrogatepass"))
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
+            # What json.loads(body) does, minus its encoding sniffing: this start means UTF-8
+            # (strict: UTF-8-encoded surrogates are not text).
+            value = json.loads(body.decode("utf-8"))
+            if b"\\u" not in body:  # no escapes: no surrogate can have come in
+                return value
+        else:
+            value = json.loads(body)
+        _check_text(value)
+        return value
+    except (ValueError, UnicodeError) as exc:
         raise InvalidRequest(
             f"The request body is not valid JSON: {exc}.", code="invalid_json"
         ) from None
@@ -450,6 +543,12 @@ def decode_json(body: bytes) -> Any:
         raise InvalidRequest(
             "The request body is nested too deeply.", code="invalid_json"
         ) from None
+
+
+def _check_text(value: Any) -> None:
+    """UnicodeEncodeError when a string (or key) in the decoded ``value`` is not valid Unicode
+    text (a lone surrogate); the slow path of :func:`decode_json`, for bodies with escapes."""
+    json.dumps(value, ensure_ascii=False).encode("utf-8")
 
 
 async def read_json(receive: Receive, headers: dict[bytes, bytes], limit: int) -> Any:
@@ -550,6 +649,8 @@ class RequestLog:
             self.server.in_flight += 1
         try:
             await self.app(scope, receive, send_with_id)
+        except ClientDisconnect:  # gone before its body had arrived: nobody to answer
+            status = CLIENT_CLOSED
         except Exception as exc:
             logger.error("unhandled error", exc_info=exc)
             if not started:
@@ -615,4 +716,7 @@ def create_app(settings: Settings | None = None, agent: AgentFunction | None = N
     """Build the ASGI app. Tests pass their own ``settings`` and ``agent``."""
     settings = settings or Settings.from_env(os.environ)
     server = AgentServer(settings, agent)
-    return AgentApp(server, server.routes())
+    app = AgentApp(server, server.routes())
+    if server.telemetry is not None:  # a server span around each request (telemetry/otel.py)
+        return server.telemetry.instrument(app)
+    return app

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 
-_VALID_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+_VALID_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 _ID_HEX = 48  # 24 random bytes
 _BLOCK_HEX = _ID_HEX * 256
 _pool = ""
@@ -27,4 +27,6 @@ def new_id(prefix: str) -> str:
 
 
 def is_valid_id(value: str) -> bool:
-    return bool(_VALID_ID.match(value))
+    """Letters, digits, ``_`` and ``-``, 1 to 128 of them, and nothing else (no newline at the
+    end either: the whole string must match)."""
+    return _VALID_ID.fullmatch(value) is not None

@@ -8,6 +8,11 @@
 | DRAIN_TIMEOUT          | 30                       | seconds SIGTERM waits for in-flight work    |
 | MAX_REQUEST_BYTES      | 16777216                 | larger bodies get 413                       |
 | SSE_KEEPALIVE_INTERVAL | 15                       | seconds of silence before `: keep-alive`    |
+| REQUEST_TIMEOUT        | 60                       | seconds a request (headers and body) may    |
+|                        |                          | take to arrive, from its first byte (or     |
+|                        |                          | from connecting); then the connection closes|
+| WRITE_TIMEOUT          | 60                       | seconds a stream may wait on a client that  |
+|                        |                          | reads nothing; then the stream is dropped   |
 | RESPONSE_STORE_SIZE    | 1000                     | stored responses kept (least recently used  |
 |                        |                          | are evicted first)                          |
 | MODEL_PROVIDER         | model.provider or echo   | which provider module answers               |
@@ -35,6 +40,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from .telemetry import TelemetryConfig, telemetry_config
 
 if TYPE_CHECKING:
     from .inputs import InputPlan
@@ -79,6 +86,8 @@ class Settings:
     drain_timeout: float = 30.0
     max_request_bytes: int = 16 * 1024 * 1024
     sse_keepalive_interval: float = 15.0
+    request_timeout: float = 60.0
+    write_timeout: float = 60.0
     response_store_size: int = 1000
     echo_delay: float = 0.0
     foundry: FoundryEnv = field(default_factory=FoundryEnv)
@@ -92,6 +101,9 @@ class Settings:
     top_p: float | None = None
     response_format: Mapping[str, Any] | None = None
     metadata: Mapping[str, str] = field(default_factory=dict)
+    # The exporters the OTEL_* and APPLICATIONINSIGHTS_* variables configure; None: no
+    # telemetry at all (telemetry/__init__.py).
+    telemetry: TelemetryConfig | None = None
     # inputs.compile_inputs() of these settings, as from_env() checked them. Not an argument,
     # so dataclasses.replace() leaves it out, and the server compiles the changed settings.
     input_plan: InputPlan | None = field(default=None, init=False, compare=False, repr=False)
@@ -114,6 +126,8 @@ class Settings:
             drain_timeout=env_number(env, "DRAIN_TIMEOUT", float, 30.0, 0, 3600),
             max_request_bytes=env_number(env, "MAX_REQUEST_BYTES", int, 16 * 1024 * 1024, 1, 2**31),
             sse_keepalive_interval=env_number(env, "SSE_KEEPALIVE_INTERVAL", float, 15.0, 0, 3600),
+            request_timeout=env_number(env, "REQUEST_TIMEOUT", float, 60.0, 0.1, 3600),
+            write_timeout=env_number(env, "WRITE_TIMEOUT", float, 60.0, 0.1, 3600),
             response_store_size=env_number(env, "RESPONSE_STORE_SIZE", int, 1000, 0, 10_000_000),
             echo_delay=env_number(env, "ECHO_DELAY", float, 0.0, 0, 60),
             foundry=FoundryEnv.from_env(env),
@@ -123,6 +137,7 @@ class Settings:
             top_p=_manifest_number(manifest, "top_p", 1, path.name),
             response_format=_manifest_format(manifest.get("response_format"), path.name),
             metadata=_manifest_metadata(manifest.get("metadata"), path.name),
+            telemetry=telemetry_config(env),
         )
         from .inputs import compile_inputs  # imports this module
 

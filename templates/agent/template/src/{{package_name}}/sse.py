@@ -99,9 +99,11 @@ class EventStreamResponse:
         *,
         keepalive: float,
         headers: list[tuple[bytes, bytes]] | None = None,
+        write_timeout: float | None = None,
     ) -> None:
         self.batches = batches
         self.keepalive = keepalive
+        self.write_timeout = write_timeout
         self.headers = HEADERS + (headers or [])
         self._last_send = 0.0
         self._lock: asyncio.Lock | None = None  # with the watcher: it sends keep-alives too
@@ -158,11 +160,28 @@ class EventStreamResponse:
     async def _send(self, send, body: bytes, more_body: bool) -> None:
         message = {"type": "http.response.body", "body": body, "more_body": more_body}
         if self._lock is None:
-            await send(message)
+            await self._write(send, message)
             return
         async with self._lock:
-            await send(message)
+            await self._write(send, message)
             self._last_send = time.monotonic()
+
+    async def _write(self, send, message) -> None:
+        """``await send(message)``; a write that waits more than ``write_timeout`` seconds for
+        a client that reads nothing (slowloris) raises :class:`SlowClient`, so the stream ends
+        as if the client had gone. A write that does not wait (the usual) costs no timer."""
+        step = send(message).__await__()
+        try:
+            paused_on = step.send(None)
+        except StopIteration:
+            return
+        if self.write_timeout is None:
+            await Resume(step, paused_on)
+            return
+        try:
+            await _within(Resume(step, paused_on), self.write_timeout)
+        except TimeoutError:
+            raise SlowClient(f"no write for {self.write_timeout:g} s") from None
 
     async def _watch(self, receive, send, streaming: asyncio.Task) -> None:
         """Cancel the stream on disconnect; send keep-alive comments while it is silent."""
@@ -186,6 +205,21 @@ class EventStreamResponse:
                 self._disconnected = True
                 streaming.cancel()
                 return
+
+
+class SlowClient(OSError):
+    """The client read nothing for ``write_timeout`` seconds: treated as gone."""
+
+
+async def _within(awaitable, timeout: float):
+    """``await awaitable``, or TimeoutError after ``timeout`` seconds, in the calling task."""
+    if sys.version_info >= (3, 11):
+        async with asyncio.timeout(timeout):
+            return await awaitable
+    import anyio  # Python 3.10 has no asyncio.timeout
+
+    with anyio.fail_after(timeout):
+        return await awaitable
 
 
 async def _receive_within(receive, timeout: float | None):
