@@ -82,6 +82,16 @@ def test_every_command_takes_verbose():
     assert missing == []
 
 
+def test_every_command_takes_json_for_machines():
+    # What CI scripts read: one JSON object on stdout (leaf commands; groups only dispatch).
+    missing = [
+        path for path, command in _commands(cli)
+        if not isinstance(command, click.Group)
+        and not any("--json" in getattr(param, "opts", ()) for param in command.params)
+    ]
+    assert missing == []
+
+
 def test_verbose_is_listed_in_each_commands_help():
     for args in (["--help"], ["deploy", "azure", "--help"], ["logs", "--help"]):
         result = CliRunner().invoke(cli, args)

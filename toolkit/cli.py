@@ -114,11 +114,15 @@ def check(directory: Path, as_json: bool) -> None:
 
 
 @cli.command()
-def schema() -> None:
-    """Print the JSON Schema of agent.yaml (for editors and CI linters)."""
+@JSON_OPTION
+def schema(as_json: bool) -> None:
+    """Print the JSON Schema of agent.yaml (for editors and CI linters).
+
+    The output is one JSON object either way: --json prints it on one line.
+    """
     from toolkit.manifest import json_schema
 
-    click.echo(json.dumps(json_schema(), indent=2))
+    click.echo(json.dumps(json_schema(), indent=None if as_json else 2))
 
 
 @cli.command()
