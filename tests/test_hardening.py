@@ -1,6 +1,7 @@
 """The rendered server under attack and load (issue 11): the generated repository's own fuzz,
-hardening and load tests, run here with the toolkit's test dependencies (hypothesis and
-schemathesis), at CI size, with no test skipped.
+hardening, load and drain (test_serve.py) tests, run here once with the toolkit's test
+dependencies (hypothesis and schemathesis), at CI size, with no test skipped. No template answer
+changes the server's behaviour there, so tests/test_template_matrix.py leaves them out.
 
 FUZZ_EXAMPLES (default here 1500: about ten thousand generated requests, a minute) is passed
 through; raise it for a long run.
@@ -46,6 +47,10 @@ def test_fuzzing_the_rendered_server_finds_no_5xx_no_hang_and_only_openai_errors
 
 def test_the_rendered_server_withstands_hostile_and_slow_clients(project):
     run_tests(project, "tests/test_hardening.py")
+
+
+def test_the_rendered_server_drains_and_stops_as_documented(project):
+    run_tests(project, "tests/test_serve.py")
 
 
 def test_the_rendered_server_under_load_and_sigterm(project):

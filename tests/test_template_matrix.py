@@ -77,11 +77,12 @@ def test_render_lints_and_passes_its_own_tests(tmp_path: Path, answers: dict[str
     lint = run([sys.executable, "-m", "ruff", "check", "--no-cache", "."], cwd=project)
     assert lint.returncode == 0, lint.stdout + lint.stderr
 
-    # The hardening, fuzz and load tests exercise the server under attack, which no answer
-    # changes: tests/test_hardening.py runs them once (fuzz at CI size), not twenty times here.
+    # The server's hardening, fuzz, load and drain tests do not depend on any answer:
+    # tests/test_hardening.py runs them once (fuzz at CI size), not twenty times here.
+    skipped = ("test_hardening", "test_fuzz", "test_load", "test_serve")
     tests = run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "not container",
-         *(f"--ignore=tests/{name}.py" for name in ("test_hardening", "test_fuzz", "test_load"))],
+         *(f"--ignore=tests/{name}.py" for name in skipped)],
         cwd=project,
     )
     assert tests.returncode == 0, tests.stdout[-4000:] + tests.stderr[-2000:]
