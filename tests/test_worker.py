@@ -19,6 +19,7 @@ from toolkit.console import Console
 from toolkit.errors import CloudError, UsageError
 from toolkit.state import write_section
 from toolkit.worker import (
+    RepoFacts,
     Worker,
     WorkerOptions,
     container_plan,
@@ -216,11 +217,11 @@ def test_the_environment_comes_from_the_flag_then_the_variable_then_the_deploy(
                                           "environment_type": "self_hosted",
                                           "api_base": "http://127.0.0.1:8000"})
     env = {"ANTHROPIC_ENVIRONMENT_ID": "env_variable"}
-    assert where_to_poll(tmp_path, WorkerOptions(environment_id="env_flag"), env)[0] == "env_flag"
-    assert where_to_poll(tmp_path, WorkerOptions(), env)[0] == "env_variable"
-    assert where_to_poll(tmp_path, WorkerOptions(), {}) == ("env_recorded",
-                                                            "http://127.0.0.1:8000")
-    assert where_to_poll(tmp_path, WorkerOptions(), {"ANTHROPIC_BASE_URL": "https://x.test/"}
+    facts = RepoFacts.read(tmp_path)
+    assert where_to_poll(facts, WorkerOptions(environment_id="env_flag"), env)[0] == "env_flag"
+    assert where_to_poll(facts, WorkerOptions(), env)[0] == "env_variable"
+    assert where_to_poll(facts, WorkerOptions(), {}) == ("env_recorded", "http://127.0.0.1:8000")
+    assert where_to_poll(facts, WorkerOptions(), {"ANTHROPIC_BASE_URL": "https://x.test/"}
                          )[1] == "https://x.test"
 
 
@@ -228,18 +229,18 @@ def test_a_cloud_environment_has_no_queue_to_serve(tmp_path: Path) -> None:
     write_section(tmp_path, "anthropic", {"environment_id": "env_1",
                                           "environment_type": "cloud"})
     with pytest.raises(UsageError, match="cloud environment") as raised:
-        where_to_poll(tmp_path, WorkerOptions(), {})
+        where_to_poll(RepoFacts.read(tmp_path), WorkerOptions(), {})
     assert "self_hosted" in (raised.value.hint or "")
 
 
 def test_nothing_deployed_and_nothing_given_says_what_to_do(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="no environment to serve"):
-        where_to_poll(tmp_path, WorkerOptions(), {})
+        where_to_poll(RepoFacts.read(tmp_path), WorkerOptions(), {})
 
 
 def test_plain_http_is_refused_beyond_this_machine(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="ANTHROPIC_BASE_URL"):
-        where_to_poll(tmp_path, WorkerOptions(environment_id="env_1"),
+        where_to_poll(RepoFacts.read(tmp_path), WorkerOptions(environment_id="env_1"),
                       {"ANTHROPIC_BASE_URL": "http://api.example.com"})
 
 

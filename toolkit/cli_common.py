@@ -89,13 +89,7 @@ def handle_errors(command: Callable[..., Any]) -> Callable[..., Any]:
 
 def _annotate(error: dict[str, object]) -> None:
     """In CI, the failure as an annotation (GitHub, Azure Pipelines) on stderr, so ``--json``
-    keeps stdout to one object, and in GitHub's job summary."""
-    import os
-
-    if os.environ.get("GITHUB_ACTIONS", "").lower() != "true" and (
-        os.environ.get("TF_BUILD", "").lower() != "true"
-    ):
-        return
+    keeps stdout to one object, and in GitHub's job summary (nothing elsewhere)."""
     from toolkit.ci import failure_lines
     from toolkit.console import command_path
 

@@ -7,7 +7,6 @@ progress and tables go to stderr/stdout through rich on a terminal and as plain 
 from __future__ import annotations
 
 import json
-import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -19,11 +18,9 @@ import click
 def non_interactive() -> bool:
     """True in CI (``CI``, or Azure Pipelines' ``TF_BUILD``) or without a terminal: never
     prompt, never animate."""
-    return (
-        os.environ.get("CI", "").lower() in ("1", "true", "yes")
-        or os.environ.get("TF_BUILD", "").lower() == "true"
-        or not sys.stdin.isatty()
-    )
+    from toolkit.ci import in_ci
+
+    return in_ci() or not sys.stdin.isatty()
 
 
 class Console:
@@ -127,10 +124,6 @@ def command_path() -> str:
 
 def record_result(payload: dict[str, Any], *, json_on_stdout: bool = False) -> None:
     """In CI, a command's result in GitHub's job summary and as step outputs (no-op elsewhere)."""
-    if os.environ.get("GITHUB_ACTIONS", "").lower() != "true" and (
-        os.environ.get("TF_BUILD", "").lower() != "true"
-    ):
-        return
     from toolkit.ci import record_result as record
 
     record(command_path(), payload, json_on_stdout=json_on_stdout)

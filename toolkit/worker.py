@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
     from toolkit.cloud.anthropic_work import WorkQueue
     from toolkit.console import Console
+    from toolkit.manifest import Manifest
 
 EMPTY_POLL_PAUSE = 1.0  # seconds between two empty polls (on top of the server's long poll)
 ERROR_BACKOFF_CAP = 60.0
@@ -372,9 +373,10 @@ def run_worker(repo: Path, options: WorkerOptions, console: Console, env: Mappin
     key = key.strip()
     if options.concurrency < 1:
         raise UsageError("--concurrency must be at least 1", hint="--concurrency 1")
-    environment_id, base_url = where_to_poll(repo, options, env)
+    facts = RepoFacts.read(repo)
+    environment_id, base_url = where_to_poll(facts, options, env)
     engine = docker_client()
-    image = choose_image(engine, repo, options, console)
+    image = choose_image(engine, facts, options, console)
     from toolkit.cloud.anthropic_work import WorkQueue
 
     queue = WorkQueue(base_url, environment_id, key)
@@ -388,12 +390,37 @@ def run_worker(repo: Path, options: WorkerOptions, console: Console, env: Mappin
         queue.close()
 
 
-def where_to_poll(repo: Path, options: WorkerOptions, env: Mapping[str, str]) -> tuple[str, str]:
-    """(environment id, API base URL): flags and variables first, then what deploy recorded."""
-    from toolkit.state import read_state
+@dataclass(frozen=True)
+class RepoFacts:
+    """What the worker reads from the agent repository, once: what `actk deploy anthropic` and
+    `actk push` recorded, and agent.yaml (None outside an agent repository)."""
 
-    recorded = read_state(repo).get("anthropic") or {}
-    recorded = recorded if isinstance(recorded, dict) else {}
+    deployed: dict[str, Any]  # the state's anthropic section
+    pushed: str | None  # the state's pushed image reference
+    manifest: Manifest | None
+
+    @classmethod
+    def read(cls, repo: Path) -> RepoFacts:
+        from toolkit.manifest import MANIFEST_NAME, load_manifest
+        from toolkit.state import read_state
+
+        state = read_state(repo)
+        deployed = state.get("anthropic")
+        pushed = (state.get("image") or {}).get("reference")
+        path = repo if repo.is_file() else repo / MANIFEST_NAME
+        return cls(
+            deployed=deployed if isinstance(deployed, dict) else {},
+            pushed=pushed if isinstance(pushed, str) else None,
+            manifest=load_manifest(path) if path.is_file() else None,
+        )
+
+
+def where_to_poll(facts: RepoFacts, options: WorkerOptions, env: Mapping[str, str]
+                  ) -> tuple[str, str]:
+    """(environment id, API base URL): flags and variables first, then what deploy recorded."""
+    from toolkit.cloud.anthropic import api_base
+
+    recorded = facts.deployed
     environment_id = options.environment_id or env.get("ANTHROPIC_ENVIRONMENT_ID")
     if not environment_id:
         environment_id = recorded.get("environment_id")
@@ -411,36 +438,24 @@ def where_to_poll(repo: Path, options: WorkerOptions, env: Mapping[str, str]) ->
                 hint="set targets.anthropic.environment.type: self_hosted in agent.yaml and run "
                 "`actk deploy anthropic` again",
             )
-    from toolkit.cloud.anthropic import api_base
-
-    base_url = api_base(env, recorded.get("api_base") or _manifest_api_base(repo))
+    target = facts.manifest.targets.anthropic if facts.manifest else None
+    base_url = api_base(env, recorded.get("api_base") or (target.api_base if target else None))
     return str(environment_id), base_url.rstrip("/")
 
 
-def _manifest_api_base(repo: Path) -> str | None:
-    from toolkit.manifest import MANIFEST_NAME, load_manifest
-
-    path = repo if repo.is_file() else repo / MANIFEST_NAME
-    if not path.is_file():
-        return None
-    target = load_manifest(path).targets.anthropic
-    return getattr(target, "api_base", None) if target is not None else None
-
-
-def choose_image(engine: docker.DockerClient, repo: Path, options: WorkerOptions,
+def choose_image(engine: docker.DockerClient, facts: RepoFacts, options: WorkerOptions,
                  console: Console) -> str:
     """--image, else the image deploy recorded, else the pushed digest, else
     image.repository:latest: the first the engine has; otherwise the first one, pulled."""
     import docker.errors
 
     from toolkit.container import DEFAULT_TAG
-    from toolkit.state import read_state
 
-    state = read_state(repo)
+    repository = facts.manifest.image.repository if facts.manifest else None
     candidates = [options.image] if options.image else [
-        (state.get("anthropic") or {}).get("image"),
-        (state.get("image") or {}).get("reference"),
-        _repository(repo) and f"{_repository(repo)}:{DEFAULT_TAG}",
+        facts.deployed.get("image"),
+        facts.pushed,
+        repository and f"{repository}:{DEFAULT_TAG}",
     ]
     candidates = [c for c in candidates if isinstance(c, str) and c]
     if not candidates:
@@ -465,10 +480,3 @@ def choose_image(engine: docker.DockerClient, repo: Path, options: WorkerOptions
             hint="build it (`actk build`), sign in to its registry, or pass --image",
         ) from None
     return wanted
-
-
-def _repository(repo: Path) -> str | None:
-    from toolkit.manifest import MANIFEST_NAME, load_manifest
-
-    path = repo if repo.is_file() else repo / MANIFEST_NAME
-    return load_manifest(path).image.repository if path.is_file() else None
