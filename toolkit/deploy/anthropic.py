@@ -619,21 +619,12 @@ class AnthropicDeploy:
         return f"{what} unchanged"
 
     def _environment_step(self, state: Mapping[str, Any]) -> Step:
-        remote = self._find_environment(state)
+        remote = _find(self.client, state, "environment", self.desired.environment_name)
         if remote is None:
             return Step("create")
         self._refuse_type_change(remote)
         changes = environment_changes(self.desired.environment, remote)
         return Step("update" if changes else "unchanged", remote, changes)
-
-    def _find_environment(self, state: Mapping[str, Any]) -> dict[str, Any] | None:
-        name = self.desired.environment_name
-        if state.get("environment_id") and state.get("environment_name") == name:
-            remote = self.client.get_environment(str(state["environment_id"]))
-            if remote is not None and not remote.get("archived_at") and remote.get(
-                    "name") == name:
-                return remote
-        return self.client.find_environment(name)
 
     def _refuse_type_change(self, remote: Mapping[str, Any]) -> None:
         have = (remote.get("config") or {}).get("type")
@@ -648,20 +639,11 @@ class AnthropicDeploy:
             )
 
     def _agent_step(self, state: Mapping[str, Any]) -> Step:
-        remote = self._find_agent(state)
+        remote = _find(self.client, state, "agent", self.desired.agent["name"])
         if remote is None:
             return Step("create")
         changes = agent_changes(self.desired.agent, remote)
         return Step("update" if changes else "unchanged", remote, changes)
-
-    def _find_agent(self, state: Mapping[str, Any]) -> dict[str, Any] | None:
-        name = self.desired.agent["name"]
-        if state.get("agent_id") and state.get("agent_name") == name:
-            remote = self.client.get_agent(str(state["agent_id"]))
-            if remote is not None and not remote.get("archived_at") and remote.get(
-                    "name") == name:
-                return remote
-        return self.client.find_agent(name)
 
     def _session_step(self, state: Mapping[str, Any], environment_id: str, agent_id: str,
                       version: Any) -> Step:
@@ -945,12 +927,14 @@ def _names(repo: Path, manifest: Manifest, target: AnthropicTarget) -> tuple[str
 
 def _find(client: AnthropicClient, state: Mapping[str, Any], kind: str, name: str,
           *, include_archived: bool = False) -> dict[str, Any] | None:
-    """The environment or agent recorded under ``name``, else the one called ``name``."""
+    """The environment or agent recorded under ``name`` (still called that), else the one
+    called ``name``: the state file first, so a deploy on the same machine lists nothing."""
     get = client.get_environment if kind == "environment" else client.get_agent
     find = client.find_environment if kind == "environment" else client.find_agent
     if state.get(f"{kind}_id") and state.get(f"{kind}_name") == name:
         found = get(str(state[f"{kind}_id"]))
-        if found is not None and (include_archived or not found.get("archived_at")):
+        if found is not None and found.get("name") == name and (
+                include_archived or not found.get("archived_at")):
             return found
     return find(name, include_archived=include_archived)
 
